@@ -1,0 +1,195 @@
+"""Run a plan of probe requests against one submission in a sandboxed worker (trusted side).
+
+The trusted side owns the channel: it sends one request at a time with a fresh nonce, waits with a
+deadline, accepts only a well-formed answer carrying that nonce, and ignores anything printed. A
+probe that hangs or crashes the worker becomes that probe's error; a fresh worker takes the next.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .records import ProbeResult
+from .sandbox import Limits, Sandbox, WorkerProcess
+from .worker import protocol
+
+STARTUP_S = 120.0   # importing torch in a cold worker can take a while on a loaded machine
+
+
+@dataclass
+class ProbeSpec:
+    key: str                       # stable name of this request, e.g. "cnn_fwd/k3-f16-c24-i1"
+    probe: str                     # a name in the worker's PROBES registry
+    role: str                      # the submission file it needs: colourization | rnn
+    args: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)   # inputs sent to the worker (never gold outputs)
+    timeout: float = 60.0
+
+
+class _Reader:
+    """Reads frames from the worker's answer pipe in a thread, so waits can have deadlines."""
+
+    def __init__(self, stream, max_bytes: int):
+        self.frames: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, args=(stream, max_bytes), daemon=True).start()
+
+    def _run(self, stream, max_bytes):
+        try:
+            while True:
+                self.frames.put(protocol.read_frame(stream, max_bytes))
+        except EOFError:
+            self.frames.put(("eof", None))
+        except (protocol.ProtocolError, OSError, ValueError) as exc:
+            self.frames.put(("bad", str(exc)))
+
+
+class WorkerSession:
+    """One worker process serving requests for one submission; restarted after a kill."""
+
+    def __init__(self, sandbox: Sandbox, workspace: Path, modules: dict[str, str], assignment: str):
+        self.sandbox, self.workspace, self.modules, self.assignment = sandbox, workspace, modules, assignment
+        self.proc: WorkerProcess | None = None
+        self.reader: _Reader | None = None
+        self.outputs: list[str] = []
+
+    def _start(self) -> str | None:
+        self.proc = self.sandbox.launch(self.workspace)
+        self.reader = _Reader(self.proc.answers, self.sandbox.limits.answer_bytes)
+        nonce = secrets.token_hex(8)
+        hello = {"nonce": nonce, "assignment": self.assignment, "workspace": str(self.workspace),
+                 "modules": self.modules, "threads": self.sandbox.threads}
+        try:
+            protocol.write_frame(self.proc.stdin, hello)
+        except OSError:
+            return self._stop("the worker could not be started")
+        kind, frame = self._next(time.monotonic() + STARTUP_S)
+        if kind != "frame" or frame[0].get("event") != "ready" or frame[0].get("nonce") != nonce:
+            return self._stop(f"the worker did not start ({kind})")
+        return None
+
+    def _next(self, deadline: float):
+        try:
+            item = self.reader.frames.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return "timeout", None
+        if item[0] == "eof":
+            return "eof", None
+        if item[0] == "bad":
+            return "bad", item[1]
+        return "frame", item
+
+    def _stop(self, why: str) -> str:
+        if self.proc:
+            self.proc.kill()
+            self.outputs.append(self.proc.output.text())
+        self.proc = None
+        return why
+
+    def close(self) -> None:
+        if self.proc:
+            self._stop("done")
+
+    def request(self, spec: ProbeSpec, deadline: float) -> tuple[ProbeResult, bool]:
+        """Run one probe. Returns the result and whether the failure happened while importing."""
+        started = time.monotonic()
+        if self.proc is None or not self.proc.alive():
+            why = self._start()
+            if why:
+                return ProbeResult(spec.key, False, error=why, fault="grader"), False
+        nonce = secrets.token_hex(8)
+        header = {"nonce": nonce, "probe": spec.probe, "args": spec.args}
+        try:
+            protocol.write_frame(self.proc.stdin, header, spec.arrays)
+        except OSError:
+            self._stop("broken pipe")
+            return ProbeResult(spec.key, False, error="the worker stopped reading requests"), False
+        loaded = False
+        until = min(started + spec.timeout, deadline)
+        while True:
+            kind, item = self._next(until)
+            if kind == "frame":
+                head, arrays = item
+                if head.get("nonce") != nonce:
+                    continue                      # stale or forged: not an answer to this request
+                if head.get("event") == "loaded":
+                    loaded = True
+                    continue
+                return self._answer(spec, head, arrays, started), False
+            code = self.proc.popen.poll() if self.proc else None
+            if kind == "timeout":
+                self._stop("timeout")
+                what = f"probe {spec.key}" if loaded else "importing the submission"
+                if until < deadline:
+                    msg = f"{what} timed out after {spec.timeout:g} s"
+                else:
+                    msg = f"{what} ran past the submission's time limit"
+                return ProbeResult(spec.key, False, error=msg, seconds=time.monotonic() - started), not loaded
+            self._stop(kind)
+            if kind == "bad":
+                msg = f"the worker sent a malformed answer ({item}); no credit for this probe"
+            else:
+                msg = f"the worker exited (status {code}) during {spec.key}" + _signal_hint(code)
+            return ProbeResult(spec.key, False, error=msg, seconds=time.monotonic() - started), not loaded
+
+    def _answer(self, spec, head, arrays, started) -> ProbeResult:
+        meta = head.get("meta") if isinstance(head.get("meta"), dict) else {}
+        if head.get("ok") is not True:
+            error = str(head.get("error", "unknown error"))[:2000]
+            return ProbeResult(spec.key, False, meta=meta, error=error, seconds=time.monotonic() - started)
+        return ProbeResult(spec.key, True, arrays=arrays, meta=meta, seconds=time.monotonic() - started)
+
+
+def _signal_hint(code) -> str:
+    hints = {-9: ": killed (memory or CPU limit?)", -24: ": CPU time limit", -25: ": file size limit",
+             -11: ": segmentation fault"}
+    return hints.get(code, "")
+
+
+def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], assignment: str,
+             sandbox: Sandbox | None = None) -> dict[str, ProbeResult]:
+    """Run every probe of the plan; failures are per-probe results, never exceptions."""
+    sandbox = sandbox or Sandbox()
+    limits: Limits = sandbox.limits
+    names = {role: path.name for role, path in modules.items()}
+    session = WorkerSession(sandbox, workspace, names, assignment)
+    deadline = time.monotonic() + limits.submission_s
+    results: dict[str, ProbeResult] = {}
+    hung: dict[str, str] = {}         # role -> why its import never finished
+    try:
+        for spec in specs:
+            if spec.role not in modules:
+                results[spec.key] = ProbeResult(spec.key, False, error=f"no {spec.role} file was found")
+                continue
+            if spec.role in hung:
+                results[spec.key] = ProbeResult(spec.key, False, error=hung[spec.role])
+                continue
+            if time.monotonic() >= deadline:
+                results[spec.key] = ProbeResult(
+                    spec.key, False, error=f"not run: the submission used its {limits.submission_s:.0f} s")
+                continue
+            result, at_import = session.request(spec, deadline)
+            if at_import and not result.ok:
+                hung[spec.role] = result.error
+            results[spec.key] = result
+    finally:
+        session.close()
+    for result in results.values():
+        _validate(result)
+    return results
+
+
+def _validate(result: ProbeResult) -> None:
+    """Arrays from the worker are hostile: numbers only (the protocol checked), finite floats noted."""
+    for name, arr in result.arrays.items():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            result.meta.setdefault("nonfinite", []).append(name)
+    for key in ("seconds",):
+        if not isinstance(result.seconds, float) or math.isnan(result.seconds):
+            result.seconds = 0.0
