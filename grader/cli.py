@@ -1,0 +1,142 @@
+"""The `grader` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import gold as goldmod
+from . import rubric as rubricmod
+from .pipeline import Options, grade
+from .report import table
+
+
+def _data(arg: str | None) -> Path | None:
+    value = arg or os.environ.get("GRADER_DATA")
+    return Path(value).resolve() if value else None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--assignment", default="a2")
+    p.add_argument("--profile", default="ci", choices=("ci", "cpu", "full"),
+                   help="training budget of the threshold checks (default: ci)")
+    p.add_argument("--data", help="course data folder (CIFAR-10 horses, colours, char-RNN snapshot); "
+                                  "default: $GRADER_DATA, else the embedded synthetic data")
+
+
+def cmd_grade(args) -> int:
+    opts = Options(args.assignment, args.profile, False, _data(args.data), _gold(args), args.student)
+    out = Path(args.out) if args.out else Path("out") / "grade"
+    report = grade(Path(args.path), opts, out)
+    print(table(report))
+    print(f"wrote {out / 'result.json'} and {out / 'results.json'}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .selfcheck import friendly_summary
+
+    opts = Options(args.assignment, args.profile, True, _data(args.data), _gold(args), None)
+    report = grade(Path(args.path), opts, Path(args.out) if args.out else None)
+    print(friendly_summary(report))
+    return 0
+
+
+def _gold(args) -> Path | None:
+    if getattr(args, "gold", None):
+        return Path(args.gold)
+    from .bundle import bundled_gold
+
+    return bundled_gold(args.assignment, args.profile)
+
+
+def cmd_gold(args) -> int:
+    rubric = rubricmod.load(args.assignment)
+    profile = rubric.profile(args.profile)
+    out = Path(args.out) if args.out else goldmod.default_dir(rubric, profile, _data(args.data))
+    gold = goldmod.build(rubric, profile, _data(args.data), out)
+    print(f"gold for {args.assignment} ({args.profile}) written to {gold.root}")
+    for key, acc in sorted(gold.derived_meta.get("accuracy", {}).items()):
+        print(f"  reference {key}: {acc:.1f}% validation accuracy")
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from .bundle import build_student_bundle
+
+    path = build_student_bundle(Path(args.out), args.assignment, args.profile, _data(args.data))
+    print(f"student bundle written to {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .examples import run_demo
+
+    return run_demo(Path(args.out), args.assignment, args.profile, _data(args.data))
+
+
+def cmd_answers_template(args) -> int:
+    from .examples import answers_template
+
+    text = answers_template(args.assignment)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description="Autograder for deep-learning assignments")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("grade", help="grade one submission (folder, .zip, .py or .ipynb)")
+    p.add_argument("path")
+    _common(p)
+    p.add_argument("--out", help="output folder (default out/grade)")
+    p.add_argument("--student", help="student id (default: from the file name)")
+    p.add_argument("--gold", help="a gold folder built by `grader gold` (default: cache, built if missing)")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("check", help="students: self-check your work on the visible tests")
+    p.add_argument("path")
+    _common(p)
+    p.add_argument("--out")
+    p.add_argument("--gold")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("gold", help="build gold outputs by running the reference through the probes")
+    _common(p)
+    p.add_argument("--out", help="gold folder (default: the cache)")
+    p.set_defaults(func=cmd_gold)
+
+    p = sub.add_parser("bundle", help="build the student bundle (visible checks, no reference, no hidden gold)")
+    p.add_argument("--student", action="store_true", required=True)
+    _common(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("demo", help="grade the bundled example submissions on the embedded default")
+    _common(p)
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("answers-template", help="print the answers.toml template for students")
+    p.add_argument("--assignment", default="a2")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_answers_template)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (rubricmod.RubricError, goldmod.GoldError) as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

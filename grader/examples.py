@@ -1,0 +1,123 @@
+"""Example submissions: the reference, seeded-bug mutants, notebooks, broken and hostile ones.
+
+An example folder under `submissions/<a>/` is either a plain submission, or holds a
+`mutation.toml` describing how to derive it from the reference solution (exact text edits, files
+of its own that replace the reference's, or a conversion to a notebook with training cells), so a
+mutant states its one bug instead of copying the whole solution. Each may hold `expected.json`:
+the points per item it must get, which the tests assert.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import nbformat
+
+PROJECT = Path(__file__).resolve().parent.parent
+REFERENCE_FILES = ("colourization.py", "colour_regression.py", "min_char_rnn.py", "answers.toml")
+TRAINING_CELLS = [
+    "args = AttrDict()\nargs.update({'gpu': True, 'model': 'CNN', 'epochs': 25, 'seed': 0})",
+    "cnn = train(args)",
+    "!pip install torchvision\n%matplotlib inline",
+]
+
+
+class ExampleError(Exception):
+    pass
+
+
+def examples_root(assignment: str) -> Path:
+    return PROJECT / "submissions" / assignment
+
+
+def list_examples(assignment: str) -> list[Path]:
+    """Every example folder (one with a mutation.toml or expected.json, or the reference link)."""
+    root = examples_root(assignment)
+    found = [p for p in root.rglob("*") if p.is_dir() and
+             ((p / "mutation.toml").exists() or (p / "expected.json").exists())]
+    return sorted(found)
+
+
+def expected(example: Path) -> dict | None:
+    path = example / "expected.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def materialize(example: Path, dest: Path, assignment: str = "a2") -> Path:
+    """The submission an example stands for, as a real folder (or file) under `dest`."""
+    spec_path = example / "mutation.toml"
+    if not spec_path.exists():
+        return example
+    with spec_path.open("rb") as fh:
+        spec = tomllib.load(fh)
+    out = dest / example.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if spec.get("base") == "reference":
+        for name in REFERENCE_FILES:
+            src = PROJECT / "reference" / assignment / name
+            if src.exists():
+                shutil.copyfile(src, out / name)
+    for path in sorted(example.iterdir()):
+        if path.is_file() and path.name not in ("mutation.toml", "expected.json", "README.md"):
+            shutil.copyfile(path, out / path.name)
+    for name in spec.get("remove", []):
+        (out / name).unlink(missing_ok=True)
+    for edit in spec.get("edits", []):
+        target = out / edit["file"]
+        text = target.read_text()
+        count = text.count(edit["find"])
+        if count != edit.get("count", 1):
+            raise ExampleError(f"{example.name}: {edit['file']} has {count} occurrences of "
+                               f"{edit['find']!r}, expected {edit.get('count', 1)}")
+        target.write_text(text.replace(edit["find"], edit["replace"]))
+    if spec.get("notebook"):
+        to_notebook(out / "colourization.py", out / "colourization.ipynb")
+        (out / "colourization.py").unlink()
+    if spec.get("zip"):
+        archive = shutil.make_archive(str(dest / spec["zip"]), "zip", out)
+        shutil.rmtree(out)
+        return Path(archive)
+    return out
+
+
+def to_notebook(py: Path, ipynb: Path) -> None:
+    """A module as a Colab-style notebook: one cell per top-level block, then training cells."""
+    text = py.read_text()
+    cells = [c for c in text.split("\n\n\n") if c.strip()]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c.strip("\n")) for c in cells]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in TRAINING_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    ipynb.write_text(nbformat.writes(nb))
+
+
+def answers_template(assignment: str) -> str:
+    return (PROJECT / "grader" / "templates" / f"{assignment}_answers.toml").read_text()
+
+
+def run_demo(out: Path, assignment: str, profile: str, data: Path | None) -> int:
+    """Grade every bundled example on the embedded default and print a gradebook."""
+    from .pipeline import Options, grade
+
+    out.mkdir(parents=True, exist_ok=True)
+    subs = out / "submissions"
+    rows = []
+    for example in list_examples(assignment):
+        path = materialize(example, subs, assignment)
+        name = example.relative_to(examples_root(assignment)).as_posix().replace("/", "-")
+        report = grade(path, Options(assignment, profile, data=data, student=name), out / "results" / name,
+                       log=lambda m: print(m, flush=True))
+        want = expected(example)
+        agree = "" if want is None else (
+            "as expected" if all(abs(i.points - want.get(i.id, i.points)) < 1e-9 for i in report.items)
+            else "UNEXPECTED")
+        rows.append((name, report.status, report.auto_score, report.auto_max, agree))
+        print(f"{name:<34} {report.status:<7} {report.auto_score:>5g}/{report.auto_max:g}  {agree}", flush=True)
+    bad = [r for r in rows if r[4] == "UNEXPECTED"]
+    print(f"\n{len(rows)} example submissions graded into {out / 'results'}; "
+          f"{len(rows) - len(bad)} scored as their expected.json says" + (f", {len(bad)} did not" if bad else ""))
+    return 1 if bad else 0

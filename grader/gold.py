@@ -1,0 +1,160 @@
+"""Gold outputs: the reference solution graded through the same probes, in record mode.
+
+A gold folder holds the probe inputs (`inputs.npz`/`inputs.json`), the reference's answers
+(`outputs/`), values derived from them (`derived.npz`/`derived.json`) and a `manifest.json` of
+sha256 hashes. It is cached under a key made of the reference source, the rubric's plan and
+inputs code, the worker runtime, the profile, the data and the library versions, so a change to
+any of them rebuilds it, and two builds on one machine give identical manifests.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import store
+from .probing import ProbeSpec, run_plan
+from .records import ProbeResult
+from .sandbox import Sandbox
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+class GoldError(Exception):
+    """The reference failed a probe or gold is inconsistent: a staff problem, never a student's."""
+
+
+@dataclass
+class Inputs:
+    arrays: dict
+    meta: dict
+
+
+@dataclass
+class Gold:
+    root: Path
+    inputs: Inputs
+    outputs: dict[str, ProbeResult]
+    derived: dict = field(default_factory=dict)
+    derived_meta: dict = field(default_factory=dict)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GRADER_CACHE") or Path.home() / ".cache" / "dl-grader")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_files(data: Path | None) -> list[Path]:
+    if data is None:
+        return []
+    return sorted(p for p in data.iterdir() if p.is_file())
+
+
+def cache_key(rubric, profile: dict, data: Path | None) -> str:
+    h = hashlib.sha256()
+    sources = sorted((PROJECT / "reference" / rubric.assignment).glob("*.py"))
+    sources += sorted(rubric.root.glob("*.py")) + [rubric.root / "rubric.toml"]
+    sources += sorted((PROJECT / "grader" / "worker").glob("*.py"))
+    for path in sources:
+        h.update(f"{path.relative_to(PROJECT)}:{_sha(path)}\n".encode())
+    h.update(json.dumps(profile, sort_keys=True).encode())
+    for path in data_files(data):
+        h.update(f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
+    h.update(f"torch {torch.__version__} numpy {np.__version__} {platform.machine()}".encode())
+    return h.hexdigest()
+
+
+def default_dir(rubric, profile: dict, data: Path | None) -> Path:
+    key = cache_key(rubric, profile, data)
+    return cache_root() / "gold" / rubric.assignment / f"{profile['name']}-{key[:16]}"
+
+
+def gold_specs(rubric, profile: dict, inputs: Inputs, groups=None) -> list[ProbeSpec]:
+    plan = rubric.plan_module()
+    names = groups or sorted({g for item in rubric.auto_items() for g in item.probes})
+    specs = []
+    for name in names:
+        specs += plan.GROUPS[name](profile, inputs, for_gold=True)
+    return specs
+
+
+def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox | None = None) -> Gold:
+    """Run the reference through every probe and write a gold folder at `out` (atomically)."""
+    from .intake import load_submission
+
+    mod_inputs = importlib.import_module(f"rubric.{rubric.assignment}.inputs")
+    mod_derive = importlib.import_module(f"rubric.{rubric.assignment}.derive")
+    arrays, meta = mod_inputs.make_inputs(rubric, profile, data)
+    inputs = Inputs(arrays, meta)
+    specs = gold_specs(rubric, profile, inputs)
+    with tempfile.TemporaryDirectory(prefix="grader-gold-") as tmp:
+        sub = load_submission(PROJECT / "reference" / rubric.assignment, Path(tmp) / "ws", student="reference")
+        if sub.error:
+            raise GoldError(f"the reference could not be taken in: {sub.error}")
+        sandbox = sandbox or Sandbox(_limits(profile))
+        outputs = run_plan(specs, sub.workspace, sub.modules, rubric.assignment, sandbox)
+    failed = {k: r.error for k, r in outputs.items() if not r.ok}
+    if failed:
+        raise GoldError(f"the reference failed {len(failed)} probes: {failed}")
+    derived, derived_meta = mod_derive.derive(inputs, outputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".gold-", dir=out.parent))
+    store.save_arrays(staging / "inputs.npz", arrays)
+    _write_json(staging / "inputs.json", meta)
+    store.save_results(staging / "outputs", outputs, timings=False)
+    store.save_arrays(staging / "derived.npz", derived)
+    _write_json(staging / "derived.json", derived_meta)
+    files = {str(p.relative_to(staging)): _sha(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+    manifest = {"assignment": rubric.assignment, "profile": profile, "key": cache_key(rubric, profile, data),
+                "data": {"images": meta.get("images"), "snapshot": meta.get("snapshot"),
+                         "colours": meta.get("colours")},
+                "versions": {"torch": torch.__version__, "numpy": np.__version__}, "files": files}
+    _write_json(staging / "manifest.json", manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return load(out)
+
+
+def _limits(profile: dict):
+    from .sandbox import Limits
+
+    return Limits(probe_s=profile["probe_timeout"], submission_s=profile["submission_timeout"] * 4)
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False))
+
+
+def load(root: Path) -> Gold:
+    if not (root / "manifest.json").exists():
+        raise GoldError(f"no gold at {root} (run `grader gold`)")
+    inputs = Inputs(store.load_arrays(root / "inputs.npz"), json.loads((root / "inputs.json").read_text()))
+    derived = store.load_arrays(root / "derived.npz") if (root / "derived.npz").exists() else {}
+    derived_meta = json.loads((root / "derived.json").read_text()) if (root / "derived.json").exists() else {}
+    return Gold(root, inputs, store.load_results(root / "outputs"), derived, derived_meta)
+
+
+def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = None, log=print) -> Gold:
+    """The gold for this profile and data: an explicit folder, the cache, or built now."""
+    if gold_dir is not None:
+        return load(gold_dir)
+    if not (PROJECT / "reference" / rubric.assignment).is_dir():
+        raise GoldError("this installation has no reference solution and no --gold folder was given")
+    root = default_dir(rubric, profile, data)
+    if (root / "manifest.json").exists():
+        return load(root)
+    log(f"building gold for {rubric.assignment} ({profile['name']} profile) in {root} ...")
+    return build(rubric, profile, data, root)

@@ -1,0 +1,62 @@
+"""Probe results on disk: one `<key>.npz` (arrays, no pickle) and one `<key>.json` (the rest)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .records import ProbeResult
+
+
+def filename(key: str) -> str:
+    return key.replace("/", "__")
+
+
+def save_results(folder: Path, results: dict[str, ProbeResult], timings: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, r in sorted(results.items()):
+        base = folder / filename(key)
+        head = {"key": key, "ok": r.ok, "meta": r.meta, "error": r.error, "fault": r.fault,
+                "arrays": sorted(r.arrays)}
+        if timings:
+            head["seconds"] = round(r.seconds, 3)
+        base.with_suffix(".json").write_text(json.dumps(head, indent=1, sort_keys=True))
+        if r.arrays:
+            save_arrays(base.with_suffix(".npz"), r.arrays)
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    # np.savez stores a zip with timestamps of "now"; a fixed layout keeps gold byte-identical.
+    import zipfile
+    import io
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, buf.getvalue())
+
+
+def load_arrays(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def load_result(folder: Path, key: str) -> ProbeResult | None:
+    base = folder / filename(key)
+    if not base.with_suffix(".json").exists():
+        return None
+    head = json.loads(base.with_suffix(".json").read_text())
+    arrays = load_arrays(base.with_suffix(".npz")) if head.get("arrays") else {}
+    return ProbeResult(key, head["ok"], arrays, head.get("meta", {}), head.get("error"),
+                       head.get("fault", "student"), head.get("seconds", 0.0))
+
+
+def load_results(folder: Path) -> dict[str, ProbeResult]:
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        key = json.loads(path.read_text())["key"]
+        out[key] = load_result(folder, key)
+    return out

@@ -1,0 +1,69 @@
+"""q2b / q3b / q4b: the student's models trained by the harness reach the reference's accuracy.
+
+The worker trains with the harness's loop, data, seed and budget (the profile) and returns only
+validation predictions; the accuracy is computed here against labels the worker never saw.
+"""
+from __future__ import annotations
+
+import numpy as np
+from conftest import expect, require
+
+from grader.compare import accuracy, allclose
+
+
+def check_trains(run, key, item_id, what):
+    answer = run.answer(key)
+    require(answer)
+    expect("pred" in answer.arrays, f"{what}: {answer.meta.get('weights_error', 'no predictions')}")
+    loss = answer.arrays.get("loss", np.zeros(1))
+    expect(bool(np.all(loss < 1e8)), f"{what}: the training loss became NaN or infinite")
+    acc = accuracy(answer.arrays["pred"], run.gold.inputs.arrays["valid_y"])
+    expect(acc.ok, f"{what}: {acc.detail}")
+    margin = run.params(item_id)["margin"]
+    reference = run.gold.derived_meta["accuracy"][key]
+    profile = run.profile
+    expect(acc.value >= reference - margin,
+           f"{what} reached {acc.value:.1f}% validation accuracy after {profile['steps']} steps of "
+           f"the harness's training (batch {profile['batch']}, Adam lr {profile['learn_rate']}); "
+           f"it needs at least the reference's accuracy under the same budget minus {margin:g} points")
+
+
+def test_cnn_trains(run):
+    check_trains(run, "cnn_train", "q2b.cnn_trains", "CNN")
+
+
+def test_unet_trains(run):
+    check_trains(run, "unet_train", "q3b.unet_trains", "UNet")
+
+
+def test_sr_cnn_trains(run):
+    check_trains(run, "sr_cnn_train", "q4b.sr_trains", "CNN on super-resolution (3 input channels)")
+
+
+def test_sr_unet_trains(run):
+    check_trains(run, "sr_unet_train", "q4b.sr_trains", "UNet on super-resolution (3 input channels)")
+
+
+def _rows(a):
+    """Rows in a canonical order, so a different shuffle of the same images still matches."""
+    flat = a.reshape(len(a), -1)
+    return a[np.lexsort(flat.T[::-1])]
+
+
+def test_sr_process(run):
+    answer = run.answer("sr_process")
+    require(answer)
+    gold = run.expected("sr_process")
+    atol = run.params("q4b.sr_trains")["atol"]
+    n = gold.meta["n_out"]
+    expect(answer.meta.get("n_out") == n, f"process(..., downsize_input=True) returned "
+                                          f"{answer.meta.get('n_out')} arrays; expected {n}")
+    for i in range(n):
+        mine, ref = answer.arrays[f"out{i}"], gold.arrays[f"out{i}"]
+        same = allclose(mine, ref, 0.0, atol)
+        if not same.ok and mine.shape == ref.shape and len(ref) > 1:
+            # The handout shuffles with numpy's global RNG; compare as sets of images then.
+            same = allclose(_rows(mine), _rows(ref), 0.0, atol)
+        expect(same.ok, f"process(..., downsize_input=True), returned array {i}: {same.detail}. "
+                        f"Expected: colour images kept for the horse class only, scaled by "
+                        f"1/max_pixel; the input average-pooled twice by 2 then upsampled twice by 2")
