@@ -255,15 +255,16 @@ def _parse_error(text: str) -> SyntaxError | None:
 
 def syntax_message(exc: SyntaxError, filename: str, where: Callable[[int], str] | None = None,
                    lines: list[str] | None = None) -> str:
-    """`SyntaxError in colourization.py line 12: invalid syntax: `print x y` (Python 3 is required)`."""
+    """`SyntaxError in colourization.py line 12: invalid syntax: `print x y` (Python 3 is required)`;
+    with `where`: `SyntaxError in colourization.ipynb, cell 7, line 3: ...`."""
     lineno = exc.lineno or 0
-    place = where(lineno) if where else f"line {lineno}"
+    place = f", {where(lineno)}" if where else f" line {lineno}"
     text = (exc.text or "").strip()
     if not text and lines and 0 < lineno <= len(lines):
         text = lines[lineno - 1].strip()
     shown = f": `{_shorten(text, 80)}`" if text else ""
     kind = type(exc).__name__
-    return f"{kind} in {filename}, {place}: {exc.msg}{shown} (Python 3 is required)"
+    return f"{kind} in {filename}{place}: {exc.msg}{shown} (Python 3 is required)"
 
 
 # --------------------------------------------------------------------------------------------------
