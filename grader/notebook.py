@@ -198,7 +198,7 @@ def notebook_to_module(data: bytes | str, filename: str) -> NotebookModule:
 
 
 def _python_script(text: str) -> str | None:
-    if text.lstrip().startswith("{"):
+    if text.lstrip()[:1] in ("{", "["):              # JSON that is not a notebook: not a script either
         return None
     try:
         ast.parse(text)
