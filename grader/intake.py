@@ -489,7 +489,7 @@ def _prepare_file(entry: FileEntry) -> tuple[str | None, str | None, list[str]]:
         notes.extend(f"{name}: {e}" for e in nb.cell_errors)
         if nb.error:
             return None, nb.error, notes
-        if not nb.code_cells and not nb.source.strip("\n").count("\n"):
+        if not nb.code_cells:
             notes.append(f"{name}: the notebook has no code cells")
         source, where = nb.source, nb.where
     else:

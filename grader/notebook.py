@@ -22,7 +22,6 @@ Per cell, in this order:
 from __future__ import annotations
 
 import ast
-import html
 import io
 import json
 import re
@@ -41,7 +40,6 @@ _LINE_MAGIC = re.compile(r"^\s*(%|!(?!=)|\?)")
 _HELP_LINE = re.compile(r"^\s*[\w.\[\]()'\"]+\s*\?{1,2}\s*$")
 _ASSIGN_MAGIC = re.compile(r"^\s*[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[!%]")
 _GET_IPYTHON = re.compile(r"^\s*get_ipython\(\)")
-_ESCAPED = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
 
 class NotebookError(Exception):
@@ -234,21 +232,14 @@ def _convert_cell(cell: Cell, filename: str, result: NotebookModule) -> list[str
     error = _parse_error(text)
     if error is None:
         return text.split("\n")
-    attempts = []
-    if _ESCAPED.search(text):
-        attempts.append(("its code was HTML-escaped (&lt; &gt; &amp; …) and was unescaped", html.unescape(text)))
-    attempts.append(("", text))
-    for label, candidate in attempts:
-        if label and _parse_error(candidate) is None:
-            result.repairs.append(f"{where}: {label}")
-            return candidate.split("\n")
-        fixed = sourceprep.repair_python2(candidate)
-        if fixed is not None:
-            repaired, notes = fixed
-            result.repairs.extend(f"{where}: {n}" for n in ([label] if label else []) + notes)
-            return repaired.split("\n")
-    if attempts[0][0]:                            # report the error of the unescaped code
-        error = _parse_error(attempts[0][1]) or error
+    fixed = sourceprep.make_parsable(text)
+    if fixed is not None:
+        repaired, notes = fixed
+        result.repairs.extend(f"{where}: {n}" for n in notes)
+        return repaired.split("\n")
+    unescaped = sourceprep.unescape_html(text)
+    if unescaped is not None:                     # report the error of the unescaped code
+        error = _parse_error(unescaped) or error
     message = sourceprep.syntax_message(error, filename, lambda n: f"{where}, line {n}", text.split("\n"))
     result.cell_errors.append(message + " — this cell was left out, so what it defines is missing")
     return None

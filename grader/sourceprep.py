@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import html
 import io
 import re
 import tokenize
@@ -205,6 +206,23 @@ def _build_print_call(source, pos, tokens, i, last, commas) -> str | None:
     return "print(" + ", ".join([args] + extra) + ")"
 
 
+_ESCAPED = re.compile(r"&(lt|gt|amp|quot|apos|#\d+|#x[0-9a-fA-F]+);")
+_PRE = re.compile(r"<pre\b[^>]*>(.*)</pre>", re.IGNORECASE | re.DOTALL)
+
+
+def unescape_html(source: str) -> str | None:
+    """Code that went through an HTML exporter (`a &lt; b`, or a whole page `<pre>...</pre>`), as
+    code; None when nothing looks escaped. Any raw `<...>` inside the <pre> is markup (a real `<` in
+    the code would have been escaped), so it is removed."""
+    if not _ESCAPED.search(source):
+        return None
+    text = source
+    page = _PRE.search(text) if text.lstrip()[:1] == "<" else None
+    if page:
+        text = re.sub(r"<[^>\n]+>", "", page.group(1)).lstrip("\n")
+    return html.unescape(text)
+
+
 def expand_leading_tabs(source: str) -> str:
     """Python 2 read a tab in indentation as 8 columns; Python 3 refuses a mix. Same meaning, spaces."""
     out = []
@@ -236,6 +254,25 @@ def repair_python2(source: str) -> tuple[str, list[str]] | None:
                 error = _parse_error(text)
         if error is None:
             return text, notes
+    return None
+
+
+HTML_REPAIR = "its code was HTML-escaped (&lt; &gt; &quot; …) and was unescaped"
+
+
+def make_parsable(source: str) -> tuple[str, list[str]] | None:
+    """For source that does not parse: the first of these that parses, with what was done, or None.
+    1. the HTML-unescaped code; 2. the Python 2 repairs of the code as it is; 3. both."""
+    unescaped = unescape_html(source)
+    if unescaped is not None and _parse_error(unescaped) is None:
+        return unescaped, [HTML_REPAIR]
+    fixed = repair_python2(source)
+    if fixed is not None:
+        return fixed
+    if unescaped is not None:
+        fixed = repair_python2(unescaped)
+        if fixed is not None:
+            return fixed[0], [HTML_REPAIR] + fixed[1]
     return None
 
 
@@ -438,14 +475,27 @@ def _import_names(stmt: ast.Import | ast.ImportFrom) -> set[str]:
 
 
 def _def_time_nodes(stmt) -> list[ast.AST]:
-    """Expressions a def/class statement evaluates when it runs: decorators, defaults, bases."""
+    """Expressions a def/class statement evaluates when it runs: decorators, defaults, bases, and
+    a class body's own statements (its methods' decorators and defaults, its class attributes)."""
     nodes: list[ast.AST] = list(stmt.decorator_list)
     if isinstance(stmt, ast.ClassDef):
         nodes += stmt.bases + [k.value for k in stmt.keywords]
+        for inner in stmt.body:
+            if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                nodes += _def_time_nodes(inner)
+            else:
+                nodes.append(inner)
     else:
         a = stmt.args
         nodes += a.defaults + [d for d in a.kw_defaults if d]
     return nodes
+
+
+def _class_body_names(stmt) -> set[str]:
+    """Names a class body binds itself (`criterion = ...`, `def forward`), visible later in it."""
+    if not isinstance(stmt, ast.ClassDef):
+        return set()
+    return set().union(set(), *(_assigned_by(inner) for inner in stmt.body))
 
 
 def _annotations(stmt) -> list[ast.AST]:
@@ -487,10 +537,11 @@ def _classify(stmt: ast.stmt, scope: _Scope, top: bool = True) -> tuple[str, str
         nodes = _def_time_nodes(stmt)
         if not scope.future_annotations:
             nodes += _annotations(stmt)
-        used = set().union(*(_loaded_names(n) for n in nodes)) if nodes else set()
+        used = set().union(set(), *(_loaded_names(n) for n in nodes)) - _class_body_names(stmt)
         missing = scope.missing(used)
         if missing:
-            return SKIP, f"its decorators/defaults use {_names(missing)}, which is skipped or undefined"
+            return SKIP, (f"its decorators, defaults or class body use {_names(missing)}, "
+                          f"which is skipped or undefined")
         scope.bind({stmt.name})
         return KEEP, ""
 
@@ -611,7 +662,7 @@ def prepare(source: str, filename: str, *, where: Callable[[int], str] | None = 
     try:
         tree = ast.parse(source, filename)
     except SyntaxError as exc:
-        fixed = repair_python2(source)
+        fixed = make_parsable(source)
         if fixed is None:
             return Prepared("", error=syntax_message(exc, filename, where, source.split("\n")))
         source, repairs = fixed

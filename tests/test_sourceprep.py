@@ -243,3 +243,32 @@ def test_future_import_stays_first_and_compiles():
 def test_decode_source(data, expected, noted):
     text, note = decode_source(data)
     assert text == expected and bool(note) == noted
+
+
+def test_a_script_saved_as_an_html_page_is_unescaped():
+    page = ('<!DOCTYPE html>\n<html>\n<body>\n<pre>&quot;&quot;&quot;Colourization.&quot;&quot;&quot;\n'
+            'import numpy as np\n\ndef f(a, b):\n    return a &lt; b and b &gt; 0\n\n'
+            "print(&#39;training&#39;)\n</pre>\n</body>\n</html>\n")
+    prepared = prepare(page, "colourization.py")
+    assert prepared.error is None and "HTML-escaped" in prepared.repairs[0]
+    lines = prepared.source.split("\n")
+    assert lines[0] == '"""Colourization."""' and lines[4] == "    return a < b and b > 0"
+    # Escapes inside code that already parses are the student's own text: left alone.
+    assert prepare("s = '&lt;b&gt;'\n", "m.py").source == "s = '&lt;b&gt;'\n"
+
+
+def test_a_class_body_that_uses_a_skipped_name_is_skipped_with_its_reason():
+    text = src('''
+        import torch.nn as nn
+        colours = open('colours.npy').read()
+        class Config:
+            n = len(colours)
+        class CNN(nn.Module):
+            criterion = nn.CrossEntropyLoss()
+            loss = criterion
+            def forward(self, x, scale=2):
+                return x * scale
+    ''')
+    prepared = prepare(text, "m.py")
+    assert [s.text for s in prepared.skipped] == ["colours = open('colours.npy').read()", "class Config:"]
+    assert "`colours`" in prepared.skipped[1].reason
