@@ -207,7 +207,10 @@ class _Unpacker:
 
     def _copy_file(self, source: Path, target: Path, display: str) -> None:
         # O_NOFOLLOW: a file swapped for a symlink after the check is not followed.
-        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise IntakeError(f"{display} cannot be read ({exc.strerror}); hand in plain, readable files") from None
         with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
             self._stream(src.read, dst, display, declared=None)
 
