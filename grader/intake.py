@@ -432,7 +432,7 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
         if entry is None:
             continue
         text, error, notes = _prepare_cached(entry, cache)
-        sub.notes.extend(notes)
+        sub.notes.extend(n for n in notes if n not in sub.notes)   # one file may serve two roles
         if error:
             sub.role_errors[role] = error
             sub.notes.append(f"{role}: {error}")

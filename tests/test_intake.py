@@ -409,9 +409,11 @@ def test_american_spelling_and_all_roles(tmp_path):
 
 def test_a_single_notebook_is_found_by_what_it_defines(tmp_path):
     sub = intake(tmp_path, write_zip(tmp_path / "s.zip", {
-        "A2_final.ipynb": nb_text("class CNN(object):\n    pass", "class RegressionCNN(object):\n    pass"),
+        "A2_final.ipynb": nb_text("class CNN(object):\n    pass", "class RegressionCNN(object):\n    pass",
+                                  "train(args)"),
         "plots.py": "import matplotlib\n"}))
     assert set(sub.modules) == {"colourization", "regression"}
+    assert sum("skipped top-level code" in n for n in sub.notes) == 1      # one file, noted once
     assert "colourization: using A2_final.ipynb (no file has the expected name; it defines CNN/UNet)" in notes(sub)
 
 
