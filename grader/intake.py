@@ -13,6 +13,7 @@ caller's mistakes (a path that does not exist, a workspace that is not empty).
 """
 from __future__ import annotations
 
+import keyword
 import os
 import re
 import shutil
@@ -116,11 +117,15 @@ class _Unpacked:
     ignored: list[str] = field(default_factory=list)         # other files (report.pdf, ...)
     junk: list[str] = field(default_factory=list)            # __MACOSX/, .DS_Store, ...
     nested: list[str] = field(default_factory=list)          # inner archives that were opened
+    duplicates: list[str] = field(default_factory=list)      # names stored twice in one archive
 
     def notes(self) -> list[str]:
         notes = []
         if self.nested:
             notes.append("opened the archive(s) inside the submission: " + _listing(self.nested))
+        if self.duplicates:
+            notes.append("the archive holds these names more than once; the later copy was used: "
+                         + _listing(self.duplicates))
         if self.ignored:
             notes.append(f"left out {len(self.ignored)} file(s) that are not .py, .ipynb, .toml or "
                          f".zip: " + _listing(self.ignored))
@@ -243,7 +248,11 @@ class _Unpacker:
                 raise IntakeError(f"{label} is corrupt ({exc})") from None
             self._count_files(len(infos), label)
             plan = self._plan_zip(infos, prefix, label)
+            last = {display: info for info, _, display in plan}
             for info, parts, display in plan:
+                if last[display] is not info:          # a name stored twice: unzip keeps the later
+                    self.out.duplicates.append(display)
+                    continue
                 target = self._new_path(dest, parts)
                 self._extract(zf, info, target, display, label)
                 self._add(target, display, _zip_mtime(info), depth)
@@ -446,11 +455,16 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
     if answers is not None:
         _copy_answers(answers, sub)
 
-    # The other .py files, shallowest first, so that `import utils` in a student's module works.
+    # The other .py files whose names can be imported, shallowest first, so that `import utils`
+    # in a student's module works.
     candidates = {c.entry.path for cands in location.candidates.values() for c in cands}
     chosen = {e.path for e in location.chosen.values()}
     for entry in sorted((e for e in entries if e.suffix == ".py"), key=lambda e: (e.depth, e.name)):
-        module = _module_name(Path(entry.name).stem)
+        module = Path(entry.name).stem
+        if not module.isidentifier() or keyword.iskeyword(module):
+            if entry.path not in candidates:           # `import plot-utils` cannot be written anyway
+                sub.notes.append(f"left out {entry.name}: `{module}` cannot be imported by that name")
+            continue
         if module in written:
             if entry.path not in candidates:
                 sub.notes.append(f"left out {entry.name}: {written[module]} already provides "
@@ -526,11 +540,6 @@ def _copy_answers(entry: FileEntry, sub: Submission) -> None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         sub.role_errors[ROLE_ANSWERS] = f"{entry.name} is not valid TOML ({exc}); fix it so it can be read"
         sub.notes.append(f"{ROLE_ANSWERS}: {sub.role_errors[ROLE_ANSWERS]}")
-
-
-def _module_name(stem: str) -> str:
-    name = re.sub(r"\W", "_", stem, flags=re.ASCII) or "_"
-    return "_" + name if name[0].isdigit() else name
 
 
 # --------------------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_zip_with_single_top_folder_and_junk(tmp_path, monkeypatch):
     assert sub.modules == {"colourization": ws / "colourization.py", "rnn": ws / "rnn.py"}
     assert sub.answers == ws / "answers.toml" and sub.role_errors == {}
     assert sorted(p.name for p in ws.iterdir()) == [
-        "answers.toml", "colourization.py", "min_char_rnn.py", "rnn.py", "student_helpers_q2.py"]
+        "answers.toml", "colourization.py", "rnn.py", "student_helpers_q2.py"]
     text = notes(sub)
     assert "colourization: using CS17BTECH11001_Assign2/colourization.py (exact name)" in text
     assert "regression: no file found" in text and "report.pdf" in text and "__MACOSX" in text
@@ -453,12 +453,29 @@ def test_notebook_submission_with_magics_training_and_a_broken_cell(tmp_path):
     assert "class CNN(object):" in module and "# %% [cell 3]" in module
 
 
-def test_shadowing_module_names_are_left_out(tmp_path):
+def test_shadowing_and_unimportable_module_names_are_left_out(tmp_path):
     sub = intake(tmp_path, write_zip(tmp_path / "s.zip", {
-        "colourization.py": "x = 1\n", "random.py": "x = 1\n", "torch.py": "x = 1\n", "conftest.py": ""}))
+        "colourization.py": "x = 1\n", "random.py": "x = 1\n", "torch.py": "x = 1\n", "conftest.py": "",
+        "plot-utils.py": "x = 1\n", "sub/helpers.py": "x = 1\n", "helpers.py": "x = 2\n"}))
     names = sorted(p.name for p in (tmp_path / "ws").iterdir())
-    assert names == ["colourization.py"]
-    assert "a module named `random` would hide" in notes(sub)
+    assert names == ["colourization.py", "helpers.py"]
+    assert (tmp_path / "ws" / "helpers.py").read_text() == "x = 2\n"          # the shallower one
+    text = notes(sub)
+    assert "a module named `random` would hide" in text
+    assert "left out plot-utils.py: `plot-utils` cannot be imported by that name" in text
+    assert "left out sub/helpers.py: helpers.py already provides the module `helpers`" in text
+
+
+def test_a_name_stored_twice_uses_the_later_copy(tmp_path):
+    path = tmp_path / "s.zip"
+    with pytest.warns(UserWarning):                                  # zipfile warns; archives do this
+        write_zip(path, {})
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("colourization.py", "x = 1\n")
+            zf.writestr("colourization.py", "x = 2\n")
+    sub = intake(tmp_path, path)
+    assert sub.modules["colourization"].read_text() == "x = 2\n"
+    assert "more than once; the later copy was used: colourization.py" in notes(sub)
 
 
 # --------------------------------------------------------------------------------------------------
