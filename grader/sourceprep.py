@@ -627,7 +627,7 @@ def _guard_import(stmt: ast.Import | ast.ImportFrom, text: str) -> str:
 
     `with suppress(Exception): np = __grader_missing__("numpy"); import numpy as np` has the meaning
     of `try: import numpy as np / except: np = __grader_missing__("numpy")` but fits on the import's
-    own line, so no line number moves. Exception, not only ImportError: torchvision on a CPU-only
+    own line, so no line number moves (the helper is fetched with `globals().get`, see below). Exception, not only ImportError: torchvision on a CPU-only
     torch raises RuntimeError when imported, matplotlib can fail on a missing backend.
     """
     binds = []
@@ -640,9 +640,14 @@ def _guard_import(stmt: ast.Import | ast.ImportFrom, text: str) -> str:
         else:
             full = alias.name
         bound = alias.asname or alias.name.split(".")[0]
-        binds.append(f"{bound} = {MISSING_HELPER}({full!r})")
+        binds.append(f"{bound} = {_MISSING_CALL}({full!r})")
     prefix = "with __import__('contextlib').suppress(Exception): "
     return prefix + "".join(b + "; " for b in binds) + text
+
+
+# The helper is looked up, not named: if no worker defined it, binding the placeholder must not fail,
+# or the import after it on the same line would never run (a missing module then leaves None).
+_MISSING_CALL = f"globals().get({MISSING_HELPER!r}, lambda name: None)"
 
 
 # --------------------------------------------------------------------------------------------------
