@@ -20,6 +20,10 @@ What is kept at the top level (anything else is skipped and listed in `Prepared.
 - except `if __name__ == "__main__":`, which is always dropped: it is the script's entry point.
 A kept statement that uses a name only a skipped statement defines (`chars = list(set(data))` after
 `data = open(...).read()` was skipped) is skipped too, so the module imports without a NameError.
+
+Source that does not parse gets only repairs that cannot change its meaning, kept when the result
+parses (`make_parsable`): HTML-unescaping (code saved through an HTML exporter), Python 2 `print`
+statements rewritten as calls, and tab indentation expanded as Python 2 read it.
 """
 from __future__ import annotations
 
