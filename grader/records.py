@@ -27,6 +27,9 @@ class Submission:
     notes: list[str] = field(default_factory=list)  # what intake chose, dropped or repaired
     error: str | None = None                      # a student-fault intake error, e.g. corrupt zip
     submitted_at: datetime | None = None
+    # role -> why that role's file was found but could not be prepared (e.g. a SyntaxError); the role
+    # is then absent from `modules`, and items that need it should show this message.
+    role_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
