@@ -26,7 +26,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_grade(args) -> int:
-    opts = Options(args.assignment, args.profile, False, _data(args.data), _gold(args), args.student)
+    opts = Options(args.assignment, args.profile, False, _data(args.data), _gold(args), args.student,
+                   args.always_train)
     out = Path(args.out) if args.out else Path("out") / "grade"
     report = grade(Path(args.path), opts, out)
     print(table(report))
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default out/grade)")
     p.add_argument("--student", help="student id (default: from the file name)")
     p.add_argument("--gold", help="a gold folder built by `grader gold` (default: cache, built if missing)")
+    p.add_argument("--always-train", action="store_true",
+                   help="train every model, even one shown to be the reference's")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("check", help="students: self-check your work on the visible tests")

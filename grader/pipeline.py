@@ -17,6 +17,7 @@ from . import rubric as rubricmod
 from .checks import run_checks
 from .intake import load_submission
 from .probing import run_plan
+from .reuse import reference_stands
 from .records import GradeReport
 from .report import write_reports
 from .sandbox import Limits, Sandbox
@@ -32,6 +33,7 @@ class Options:
     data: Path | None = None          # a course data folder; None = the embedded default
     gold_dir: Path | None = None      # an explicit gold folder (e.g. a student bundle's)
     student: str | None = None
+    always_train: bool = False        # train even a model shown to be the reference's (see reuse.py)
 
 
 def sandbox_for(profile: dict, hide: list[Path] | None = None) -> Sandbox:
@@ -64,7 +66,12 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             plan = rubric.plan_module()
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
-            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox)
+            reuse = None if opts.always_train else reference_stands(gold.outputs)
+            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse)
+            report.notes += [f"{key}: your model computes the same function with the same initial "
+                             f"parameters as the reference, so the reference's training result under "
+                             f"the same budget stands (--always-train trains it anyway)"
+                             for key, r in results.items() if r.meta.get("reused_reference")]
             save_results(run_dir / "answers", results)
             context = {"profile": profile, "gold": str(gold.root), "sources": sources,
                        "params": {i.id: i.params for i in items},

@@ -6,6 +6,7 @@ run on the reference to make gold, so a probe never needs to know the right answ
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 
@@ -100,6 +101,11 @@ def build_model(ctx, args):
          "nn_conv": isinstance(m, nn.modules.conv._ConvNd)}
         for n, m in model.named_modules() if _own_weight_dim(m) == 4]
     facts["params"] = [[n, list(t.shape)] for n, t in _state(model)]
+    # A digest of the initial tensors: equal digests mean equal initial parameters, bit for bit.
+    digest = hashlib.sha256()
+    for _, t in _state(model):
+        digest.update(t.detach().contiguous().numpy().tobytes())
+    facts["init_digest"] = digest.hexdigest()
     facts["n_params"] = int(sum(p.numel() for p in model.parameters()))
     return model, facts
 
@@ -172,7 +178,13 @@ def model_forward(ctx, args, arrays):
     r = torch.randn(out.shape, generator=gen) if out.dim() == 4 else torch.ones_like(out)
     (out * r).sum().backward()
     grad = x.grad if x.grad is not None else torch.zeros_like(x)
-    return {"out": out.detach().numpy(), "grad": grad.numpy()}, facts
+    result = {"out": out.detach().numpy(), "grad": grad.numpy()}
+    if args.get("train_mode"):
+        # Training behaviour (BatchNorm on batch statistics) as well as inference behaviour.
+        model.train()
+        with torch.no_grad():
+            result["train_out"] = _logits(model, x.detach()).numpy()
+    return result, facts
 
 
 @probe("model_train")

@@ -70,22 +70,29 @@ def train_spec(model, profile, inputs, sr=False):
     arrays = {"x_train": inputs.arrays[f"train_x{suffix}"], "y_train": inputs.arrays["train_y"],
               "x_valid": inputs.arrays[f"valid_x{suffix}"]}          # valid_y never leaves
     key = f"{'sr_' if sr else ''}{model.lower()}_train"
-    return ProbeSpec(key, "model_train", "colourization", args, arrays, timeout=profile["train_timeout"])
+    # The same model, untrained, through the forward probe: if it matches gold exactly (function
+    # in both modes, and initial parameters bit for bit), training it would repeat the reference's.
+    fwd = dict(args, batch=FORWARD_BATCH, train_mode=True)
+    for unused in ("steps", "lr"):
+        fwd.pop(unused)
+    return [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"]),
+            ProbeSpec(key, "model_train", "colourization", args, arrays, timeout=profile["train_timeout"],
+                      reuse_if=f"{key}/untrained")]
 
 
 @group("cnn_train")
 def cnn_train(profile, inputs, for_gold=False):
-    return [train_spec("CNN", profile, inputs)]
+    return train_spec("CNN", profile, inputs)
 
 
 @group("unet_train")
 def unet_train(profile, inputs, for_gold=False):
-    return [train_spec("UNet", profile, inputs)]
+    return train_spec("UNet", profile, inputs)
 
 
 @group("sr_train")
 def sr_train(profile, inputs, for_gold=False):
-    return [train_spec("CNN", profile, inputs, sr=True), train_spec("UNet", profile, inputs, sr=True)]
+    return train_spec("CNN", profile, inputs, sr=True) + train_spec("UNet", profile, inputs, sr=True)
 
 
 @group("sr_process")
