@@ -124,8 +124,13 @@ DEFAULT_ARGS = dict(gpu=False, valid=False, checkpoint="", model="RegressionCNN"
 
 
 def load_cifar10(source=None):
+    """CIFAR-10 from a path, the embedded synthetic set (None), or a ((x, y), (x, y)) pair."""
     from reference.a2 import data
-    return data.synthetic_cifar10() if source is None else data.load_cifar10(source)
+    if source is None:
+        return data.synthetic_cifar10()
+    if isinstance(source, (tuple, list)):
+        return source
+    return data.load_cifar10(source)
 
 
 def load_checkpoint(model, path):

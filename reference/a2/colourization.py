@@ -217,8 +217,9 @@ def process(xs, ys, max_pixel=256.0, downsize_input=False):
 def _nearest_colour(xs, colours):
     """[B, 3, H, W] RGB -> [B, 1, H, W] index of the nearest colour centre (Euclidean in RGB)."""
     cs = np.reshape(colours, [len(colours), 1, 3, 1, 1])               # [K, 1, 3, 1, 1]
-    dists = np.linalg.norm(xs[None] - cs, axis=2)                      # [K, B, H, W]
-    return np.argmin(dists, axis=0)[:, None]                           # [B, 1, H, W]
+    # squared distance summed channel by channel (same order as np.linalg.norm, without the sqrt)
+    d2 = sum((xs[None, :, c] - cs[:, :, c]) ** 2 for c in range(3))    # [K, B, H, W]
+    return np.argmin(d2, axis=0)[:, None]                              # [B, 1, H, W]
 
 
 def get_rgb_cat(xs, colours, chunk=100):
@@ -335,10 +336,13 @@ MODELS = {"CNN": CNN, "UNet": UNet, "DUNet": DUNet, "DilatedUNet": DUNet}
 
 
 def load_cifar10(source=None):
-    """((x_train, y_train), (x_test, y_test)) from a CIFAR-10 source, or the embedded synthetic set."""
+    """((x_train, y_train), (x_test, y_test)) from a CIFAR-10 source path (tarball, folder, .npz),
+    the embedded synthetic set (None), or such a pair of pairs already in memory."""
     from reference.a2 import data
     if source is None:
         return data.synthetic_cifar10()
+    if isinstance(source, (tuple, list)):
+        return source
     return data.load_cifar10(source)
 
 
