@@ -35,13 +35,20 @@ def examples_root(assignment: str) -> Path:
 def list_examples(assignment: str) -> list[Path]:
     """Every example folder (one with a mutation.toml or expected.json, or the reference link)."""
     root = examples_root(assignment)
-    found = [p for p in root.rglob("*") if p.is_dir() and
+    found = [p for p in root.rglob("*") if p.is_dir() and not p.is_symlink() and
              ((p / "mutation.toml").exists() or (p / "expected.json").exists())]
+    # The reference is a link to the reference package; its expectation sits beside the link.
+    found += [p for p in root.iterdir() if p.is_symlink() and _expected_path(p).exists()]
     return sorted(found)
 
 
+def _expected_path(example: Path) -> Path:
+    inside = example / "expected.json"
+    return inside if inside.exists() or not example.is_symlink() else example.parent / f"{example.name}.expected.json"
+
+
 def expected(example: Path) -> dict | None:
-    path = example / "expected.json"
+    path = _expected_path(example)
     return json.loads(path.read_text()) if path.exists() else None
 
 

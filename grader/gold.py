@@ -90,8 +90,12 @@ def gold_specs(rubric, profile: dict, inputs: Inputs, groups=None) -> list[Probe
     return specs
 
 
-def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox | None = None) -> Gold:
-    """Run the reference through every probe and write a gold folder at `out` (atomically)."""
+def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox | None = None,
+          replace: bool = True) -> Gold:
+    """Run the reference through every probe and write a gold folder at `out` (atomically).
+
+    With replace=False an `out` that appeared meanwhile (another process built the same gold
+    into the cache) wins, and this build is discarded."""
     from .intake import load_submission
 
     mod_inputs = importlib.import_module(f"rubric.{rubric.assignment}.inputs")
@@ -122,9 +126,14 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
                          "colours": meta.get("colours")},
                 "versions": {"torch": torch.__version__, "numpy": np.__version__}, "files": files}
     _write_json(staging / "manifest.json", manifest)
-    if out.exists():
+    if out.exists() and replace:
         shutil.rmtree(out)
-    staging.rename(out)
+    try:
+        staging.rename(out)
+    except OSError:
+        if replace or not (out / "manifest.json").exists():
+            raise
+        shutil.rmtree(staging)
     return load(out)
 
 
@@ -157,4 +166,4 @@ def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = Non
     if (root / "manifest.json").exists():
         return load(root)
     log(f"building gold for {rubric.assignment} ({profile['name']} profile) in {root} ...")
-    return build(rubric, profile, data, root)
+    return build(rubric, profile, data, root, replace=False)

@@ -20,7 +20,11 @@ def course_data() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def gold_cache(tmp_path_factory):
     """Gold is built once per test session into a private cache (the user's cache is left alone)."""
-    cache = os.environ.get("GRADER_TEST_CACHE") or str(tmp_path_factory.mktemp("grader-cache"))
+    # Under pytest-xdist the workers share one cache (gold builds are atomic and race-safe).
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    cache = os.environ.get("GRADER_TEST_CACHE") or str(shared / "grader-cache")
     old = os.environ.get("GRADER_CACHE")
     os.environ["GRADER_CACHE"] = cache
     yield Path(cache)
