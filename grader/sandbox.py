@@ -26,6 +26,7 @@ descriptor only the trusted side reads) and capped stdout/stderr. `kill()` kills
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import importlib.metadata
 import importlib.util
@@ -166,6 +167,7 @@ def runtime_dir() -> Path:
         src = Path(__file__).resolve().parent / "worker"
         shutil.copytree(src, root / RUNTIME_PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
         os.chmod(root, 0o755)
+        atexit.register(shutil.rmtree, root, True)
         _RUNTIME = root
     return _RUNTIME
 
@@ -180,6 +182,7 @@ def _state_dir() -> Path:
         root = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
         (root / "empty").touch(mode=0o444)
         os.chmod(root, 0o755)
+        atexit.register(shutil.rmtree, root, True)
         _STATE = root
     return _STATE
 
