@@ -38,10 +38,7 @@ class Options:
 
 def sandbox_for(profile: dict, hide: list[Path] | None = None) -> Sandbox:
     limits = Limits(probe_s=profile["probe_timeout"], submission_s=profile["submission_timeout"])
-    try:
-        return Sandbox(limits, hide=hide or [])
-    except TypeError:                 # a launcher without path hiding
-        return Sandbox(limits)
+    return Sandbox(limits, hide=hide or [])
 
 
 def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox | None = None,

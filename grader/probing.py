@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 import queue
+import re
 import secrets
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,8 +125,16 @@ class WorkerSession:
                 if head.get("event") == "loaded":
                     loaded = True
                     continue
-                return self._answer(spec, head, arrays, started), False
+                result = self._answer(spec, head, arrays, started)
+                if not result.ok and _MEMORY.search(str(head.get("error", ""))):
+                    self._stop("memory limit")    # its state is suspect: the next probe gets a fresh one
+                return result, False
             code = self.proc.popen.poll() if self.proc else None
+            if kind == "eof" and code is None:
+                try:       # the pipe closes a moment before the exit status is there to read
+                    code = self.proc.popen.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
             if kind == "timeout":
                 self._stop("timeout")
                 what = f"probe {spec.key}" if loaded else "importing the submission"
@@ -136,21 +147,67 @@ class WorkerSession:
             if kind == "bad":
                 msg = f"the worker sent a malformed answer ({item}); no credit for this probe"
             else:
-                msg = f"the worker exited (status {code}) during {spec.key}" + _signal_hint(code)
+                msg = (f"the worker exited (status {code}) during {spec.key}"
+                       + _signal_hint(code, self.sandbox.limits))
             return ProbeResult(spec.key, False, error=msg, seconds=time.monotonic() - started), not loaded
 
     def _answer(self, spec, head, arrays, started) -> ProbeResult:
         meta = head.get("meta") if isinstance(head.get("meta"), dict) else {}
         if head.get("ok") is not True:
-            error = str(head.get("error", "unknown error"))[:2000]
+            error = limit_message(str(head.get("error", "unknown error"))[:2000], self.sandbox.limits)
             return ProbeResult(spec.key, False, meta=meta, error=error, seconds=time.monotonic() - started)
         return ProbeResult(spec.key, True, arrays=arrays, meta=meta, seconds=time.monotonic() - started)
 
 
-def _signal_hint(code) -> str:
-    hints = {-9: ": killed (memory or CPU limit?)", -24: ": CPU time limit", -25: ": file size limit",
-             -11: ": segmentation fault"}
-    return hints.get(code, "")
+_MEMORY = re.compile(r"\bMemoryError\b|can't allocate memory|Cannot allocate memory|bad_alloc")
+_LIMIT_ERRORS = [  # (pattern in the worker's error, what the student is told), most specific first
+    (_MEMORY, "used more than {memory} of memory"),
+    (re.compile(r"File too large|\[Errno 27\]"), "wrote a file larger than {file}, the limit"),
+    (re.compile(r"No space left on device|\[Errno 28\]"),
+     "ran out of space (the private /tmp and /dev/shm hold {tmp} each)"),
+    (re.compile(r"Too many open files|\[Errno 24\]"), "opened more than {files} files at once"),
+    (re.compile(r"can't start new thread|Resource temporarily unavailable|\[Errno 11\]"),
+     "started more than {processes} processes or threads"),
+]
+
+
+def _sizes(limits: Limits) -> dict:
+    def size(n):
+        return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:g} MiB"
+    return {"memory": size(limits.memory_bytes), "file": size(limits.file_bytes),
+            "tmp": size(limits.tmp_bytes), "files": limits.open_files,
+            "processes": limits.processes, "cpu": limits.cpu_s}
+
+
+def limit_message(error: str, limits: Limits) -> str:
+    """Name the limit a worker's error comes from, e.g. 'used more than 6 GiB of memory (...)'."""
+    for pattern, what in _LIMIT_ERRORS:
+        if pattern.search(error):
+            return f"{what.format(**_sizes(limits))} ({error})"
+    return error
+
+
+def _signal_hint(code, limits: Limits | None = None) -> str:
+    """What a worker's exit status says: -N (killed by signal N) or 128+N (bubblewrap's report)."""
+    if not isinstance(code, int) or code == 0:
+        return ""
+    num = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else None
+    if num is None:
+        return ""
+    sizes = _sizes(limits or Limits())
+    hints = {
+        signal.SIGXCPU: f": it used more than {sizes['cpu']} s of CPU time (SIGXCPU)",
+        signal.SIGKILL: ": killed (SIGKILL): out of memory, or past the CPU time limit",
+        signal.SIGXFSZ: f": it wrote a file larger than {sizes['file']} (SIGXFSZ)",
+        signal.SIGSEGV: ": segmentation fault (SIGSEGV)",
+        signal.SIGBUS: ": bus error (SIGBUS), e.g. a full /dev/shm",
+        signal.SIGABRT: ": aborted (SIGABRT)",
+    }
+    try:
+        name = signal.Signals(num).name
+    except ValueError:
+        return ""
+    return hints.get(num, f": killed by {name}")
 
 
 def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], assignment: str,
