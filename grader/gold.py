@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import store
 from .probing import ProbeSpec, run_plan
@@ -72,6 +71,8 @@ def cache_key(rubric, profile: dict, data: Path | None) -> str:
     h.update(json.dumps(profile, sort_keys=True).encode())
     for path in data_files(data):
         h.update(f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
+    import torch   # here, not at the top: the checks' process loads gold without needing torch
+
     h.update(f"torch {torch.__version__} numpy {np.__version__} {platform.machine()}".encode())
     return h.hexdigest()
 
@@ -120,6 +121,8 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     store.save_results(staging / "outputs", outputs, timings=False)
     store.save_arrays(staging / "derived.npz", derived)
     _write_json(staging / "derived.json", derived_meta)
+    import torch
+
     files = {str(p.relative_to(staging)): _sha(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     manifest = {"assignment": rubric.assignment, "profile": profile, "key": cache_key(rubric, profile, data),
                 "data": {"images": meta.get("images"), "snapshot": meta.get("snapshot"),
