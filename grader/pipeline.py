@@ -59,7 +59,10 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             report.items = error_scores(rubric, sub.error, opts.visible_only)
         else:
             run_dir = tmp / "run"
-            sources = _keep_sources(sub, run_dir / "sources")   # before student code can touch them
+            # Copies of what the checks read from the submission, taken before student code runs: the
+            # worker can write its workspace (answers.toml included, or a link in its place).
+            sources = _keep_sources(sub, run_dir / "sources")
+            answers = _keep_answers(sub, run_dir / "answers.toml")
             plan = rubric.plan_module()
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
@@ -72,7 +75,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             save_results(run_dir / "answers", results)
             context = {"profile": profile, "gold": str(gold.root), "sources": sources,
                        "params": {i.id: i.params for i in items},
-                       "answers_file": str(sub.answers) if sub.answers else None}
+                       "answers_file": answers}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
             checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks])
             report.items = score(rubric, checks, opts.visible_only)
@@ -82,6 +85,13 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
     if out is not None:
         write_reports(report, out)
     return report
+
+
+def _keep_answers(sub, dest: Path) -> str | None:
+    if not sub.answers:
+        return None
+    shutil.copyfile(sub.answers, dest)
+    return str(dest)
 
 
 def _keep_sources(sub, folder: Path) -> dict[str, str]:
