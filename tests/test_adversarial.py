@@ -244,7 +244,7 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     limits = dict(adv.get("limits", {}))
     clamp_timeouts(monkeypatch, limits.pop("probe_timeout", None))
     assert set(limits) <= LIMIT_FIELDS, f"unknown limits {set(limits) - LIMIT_FIELDS}"
-    box = RecordingSandbox(Limits(probe_s=60, submission_s=900, **limits),
+    box = RecordingSandbox(Limits(probe_s=60, submission_s=900, **limits), mode="isolated",
                            hide=[out, gold.root, other.parent], quiet=True)
 
     started = time.monotonic()
