@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import gold as goldmod
 from . import rubric as rubricmod
+from . import tamper
 from .checks import run_checks
 from .intake import load_submission
 from .probing import run_plan
@@ -63,6 +64,11 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             # worker can write its workspace (answers.toml included, or a link in its place).
             sources = _keep_sources(sub, run_dir / "sources")
             answers = _keep_answers(sub, run_dir / "answers.toml")
+            tampering = [str(f) for f in tamper.scan_files(sub.workspace.glob("*.py"))]
+            if tampering:
+                report.notes.append("flagged for staff review: the code reaches into the grader's worker ("
+                                    + "; ".join(tampering[:5]) + (", ..." if len(tampering) > 5 else "")
+                                    + "), so no marks come from facts its worker reported")
             plan = rubric.plan_module()
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
@@ -75,7 +81,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             save_results(run_dir / "answers", results)
             context = {"profile": profile, "gold": str(gold.root), "sources": sources,
                        "params": {i.id: i.params for i in items},
-                       "answers_file": answers}
+                       "answers_file": answers, "tampering": tampering}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
             checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks])
             report.items = score(rubric, checks, opts.visible_only)

@@ -42,6 +42,17 @@ class Run:
         path = self.context["sources"].get(role)
         return Path(path).read_text() if path else None
 
+    def trust_facts(self) -> None:
+        """Call before scoring a fact the worker reported rather than an answer compared with gold
+        (an output shape, layer types or sizes, a completion's length, the dilation it passed):
+        student code runs in the worker, and code that reaches into the worker (grader.tamper) can
+        make it report anything, so such a submission earns nothing from those facts."""
+        found = self.context.get("tampering") or []
+        expect(not found, f"not graded from what your worker reported: your code reaches into the "
+                          f"grader's worker ({found[0] if found else ''}"
+                          f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}); flagged for "
+                          f"staff review")
+
     def answers_file(self) -> dict:
         path = self.context.get("answers_file")
         if not path:

@@ -47,6 +47,7 @@ def _dilation_keywords(source: str) -> list[int]:
 def test_dilated_no_dilation_argument(run):
     answer = run.answer("dilated")
     require(answer)
+    run.trust_facts()
     used = [d for d in answer.meta.get("dilations", []) if d not in (1, [1, 1])]
     expect(not used, "MyDilatedConv2d passes dilation= to the convolution; the bonus asks you to build "
                      "the dilated filter yourself")
