@@ -3,9 +3,12 @@ model shown to be the same model.
 
 "The same" is strict: the untrained model's initial parameters are bit-for-bit the reference's
 (same shapes, same order, same random draws under the harness's seed), and with the harness's
-seeded weights its outputs and input gradients match in eval mode and in training mode. Training
-such a model with the same loop, data and seed repeats the reference's run, so its answer is reused
-and the feedback says so. Anything short of that is trained for real.
+seeded weights its outputs and input gradients match in eval mode and in training mode, and so do
+the gradients the harness's loss sends to its parameters on a training-size batch (a model with
+frozen parameters, or one right only for the probe's small batch, computes the same function but
+does not train like the reference). Training such a model with the same loop, data and seed repeats
+the reference's run, so its answer is reused and the feedback says so. Anything short of that is
+trained for real.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from .compare import allclose
 from .records import ProbeResult
 
 TOLERANCE = 1e-5
-COMPARED = ("out", "grad", "train_out")
+COMPARED = ("out", "grad", "train_out", "param_grad")
 
 
 def same_model(answer: ProbeResult | None, gold: ProbeResult | None) -> bool:

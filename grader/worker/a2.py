@@ -184,7 +184,25 @@ def model_forward(ctx, args, arrays):
         model.train()
         with torch.no_grad():
             result["train_out"] = _logits(model, x.detach()).numpy()
+    if args.get("grad_batch"):
+        try:
+            result["param_grad"] = _param_grad(model, args, gen)
+        except (RuntimeError, StudentError) as exc:
+            facts["param_grad_error"] = str(exc)[:300]
     return result, facts
+
+
+def _param_grad(model, args, gen):
+    """The gradient the harness's loss sends to every parameter, on a training-size batch in
+    training mode: what training would change. Frozen or missing parameters, or a model that only
+    works for the probe's small batch, show here (reuse.py compares it with the reference's)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    xb = torch.randn(args["grad_batch"], args.get("cin", 1), 32, 32, generator=gen)
+    yb = torch.randint(0, args["nc"], (args["grad_batch"], 32, 32), generator=gen)
+    F.cross_entropy(_logits(model, xb), yb).backward()
+    grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()]
+    return torch.cat(grads).detach().numpy() if grads else np.zeros(0, dtype=np.float32)
 
 
 @probe("model_train")

@@ -72,7 +72,9 @@ def train_spec(model, profile, inputs, sr=False):
     key = f"{'sr_' if sr else ''}{model.lower()}_train"
     # The same model, untrained, through the forward probe: if it matches gold exactly (function
     # in both modes, and initial parameters bit for bit), training it would repeat the reference's.
-    fwd = dict(args, batch=FORWARD_BATCH, train_mode=True)
+    # Its parameter gradients on a training-size batch must match too, so a model that computes the
+    # same function but cannot train like the reference (frozen parameters, ...) is trained for real.
+    fwd = dict(args, batch=FORWARD_BATCH, train_mode=True, grad_batch=profile["batch"])
     for unused in ("steps", "lr"):
         fwd.pop(unused)
     return [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"]),
