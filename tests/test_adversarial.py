@@ -14,8 +14,8 @@ the bug does not deserve. For every case this test asserts:
   with the report, and the same sandbox grades the next submission correctly (an honest probe on the
   reference right after; a full grade of the reference after the cases marked `canary = "full"`);
 - nothing outside the worker's folder changed: the output folder (a planted file), the gold folder,
-  the gold cache, a planted "other student" folder, the host's /tmp and /dev/shm (no entry of a worker
-  uid, none named with the case's marker);
+  the gold cache, a planted "other student" folder, the host's /tmp and /dev/shm (no new entry owned
+  by one of the case's worker uids or named with its marker);
 - no process of the worker survives: none of the worker uids has a process left, no command line
   holds the case's marker, and a TCP server on the host's loopback saw no connection.
 
@@ -23,9 +23,10 @@ The submission also gets a `grader_targets.py` naming the real paths (output fol
 cache, other student), the grader's pid and the loopback port, so each attack aims at the real
 targets rather than guesses: a student who knows the grader's layout.
 
-Limits are the defaults except where a case asks for smaller ones (`[adversarial.limits]`: probe
-timeout 5 s for loops and sleeps, 3 GiB of memory, 64 processes, small file and /tmp sizes), so the
-suite stays fast. Needs the isolated sandbox (root + bubblewrap, as in CI); skipped elsewhere.
+Limits are the defaults except where a case asks for smaller ones (`[adversarial] limits`: 3 GiB
+of memory, 64 processes, small file, /tmp and answer sizes; `probe_timeout` = 3 s for the probes
+named in `timeout_probes`, the ones a loop or a sleep hangs), so the suite stays fast. A case's
+`feedback` patterns must appear in the report (a hit limit is a clear item result). Needs the isolated sandbox (root + bubblewrap, as in CI); skipped elsewhere.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ from grader.examples import PROJECT, examples_root, expected, materialize
 from grader.intake import load_submission
 from grader.probing import ProbeSpec, run_plan
 from grader.report import result_dict, validate_result
-from grader.sandbox import UID_BASE, UID_SLOTS, Limits, Sandbox, processes_of_uid
+from grader.sandbox import Limits, Sandbox, processes_of_uid
 
 ROOT = examples_root("a2") / "adversarial"
 CASES = sorted(p.parent for p in ROOT.glob("*/mutation.toml"))
@@ -144,10 +145,6 @@ def top_entries(folder: str) -> dict[str, int]:
     return out
 
 
-def worker_uid(uid: int) -> bool:
-    return UID_BASE <= uid < UID_BASE + UID_SLOTS
-
-
 def cmdlines_with(marker: str) -> list[int]:
     found = []
     for entry in os.scandir("/proc"):
@@ -176,14 +173,16 @@ def write_targets(sub: Path, targets: dict) -> None:
     (sub / "grader_targets.py").write_text("\n".join(lines) + "\n")
 
 
-def clamp_timeouts(monkeypatch, seconds: float | None) -> None:
-    """A test-only cap on each probe's wall clock (the profile asks for 60 s / 180 s)."""
+def clamp_timeouts(monkeypatch, seconds: float | None, keys: list[str]) -> None:
+    """A test-only cap on the wall clock of the probes the attack hangs (keys starting with one of
+    `keys`); the profile asks for 60 s (180 s to train), and the others keep that."""
     if not seconds:
         return
     real = pipeline.run_plan
 
     def capped(specs, *args, **kwargs):
-        specs = [dataclasses.replace(s, timeout=min(s.timeout, seconds)) for s in specs]
+        specs = [dataclasses.replace(s, timeout=min(s.timeout, seconds))
+                 if s.key.startswith(tuple(keys)) else s for s in specs]
         return real(specs, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "run_plan", capped)
@@ -242,7 +241,7 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     tmp_before = {d: top_entries(d) for d in ("/tmp", "/dev/shm")}
 
     limits = dict(adv.get("limits", {}))
-    clamp_timeouts(monkeypatch, limits.pop("probe_timeout", None))
+    clamp_timeouts(monkeypatch, limits.pop("probe_timeout", None), adv.get("timeout_probes", []))
     assert set(limits) <= LIMIT_FIELDS, f"unknown limits {set(limits) - LIMIT_FIELDS}"
     box = RecordingSandbox(Limits(probe_s=60, submission_s=900, **limits), mode="isolated",
                            hide=[out, gold.root, other.parent], quiet=True)
@@ -262,6 +261,9 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     assert not diff, (f"points (got, expected) differ: {diff}\nfeedback: {feedback}\n"
                       f"worker output: {seen[-3000:]}")
     assert report.status == want.get("_status", "graded")
+    told = "\n".join([i.feedback for i in report.items] + report.notes)
+    for pattern in adv.get("feedback", []):       # a hit limit is a clear message, not a crash
+        assert re.search(pattern, told), f"no {pattern!r} in the feedback:\n{told[-3000:]}"
 
     # 2. the attack ran, and saw no secret
     for pattern in adv["evidence"]:
@@ -286,10 +288,10 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     assert tree(other) == before["other"], "another student's folder changed"
     new_cache = set(os.listdir(goldmod.cache_root())) - cache_before
     assert not [n for n in new_cache if marker in n], new_cache
-    for folder, entries in tmp_before.items():
-        now = top_entries(folder)
-        new = {n: uid for n, uid in now.items() if n not in entries}
-        assert not [n for n, uid in new.items() if worker_uid(uid) or marker in n], (folder, new)
+    uids = {w.uid for w in box.workers}
+    for folder, entries in tmp_before.items():     # (other graders on this host use /tmp too)
+        new = {n: uid for n, uid in top_entries(folder).items() if n not in entries}
+        assert not [n for n, uid in new.items() if uid in uids or marker in n], (folder, new)
 
     # 5. no process of the worker survives, nothing reached the host's loopback
     assert box.workers, "no worker was started"
