@@ -32,11 +32,18 @@ def examples_root(assignment: str) -> Path:
     return PROJECT / "submissions" / assignment
 
 
-def list_examples(assignment: str) -> list[Path]:
-    """Every example folder (one with a mutation.toml or expected.json, or the reference link)."""
+ADVERSARIAL = "adversarial"
+
+
+def list_examples(assignment: str, adversarial: bool = False) -> list[Path]:
+    """Every example folder (one with a mutation.toml or expected.json, or the reference link).
+
+    The hostile submissions under `adversarial/` (fork bombs, loops, disk fills) are left out unless
+    asked for: tests/test_adversarial.py grades them with small limits and checks what they did."""
     root = examples_root(assignment)
     found = [p for p in root.rglob("*") if p.is_dir() and not p.is_symlink() and
-             ((p / "mutation.toml").exists() or (p / "expected.json").exists())]
+             ((p / "mutation.toml").exists() or (p / "expected.json").exists()) and
+             (adversarial or ADVERSARIAL not in p.relative_to(root).parts)]
     # The reference is a link to the reference package; its expectation sits beside the link.
     found += [p for p in root.iterdir() if p.is_symlink() and _expected_path(p).exists()]
     return sorted(found)
