@@ -204,27 +204,11 @@ def canary_probe(box: Sandbox, gold, tmp: Path) -> None:
         np.testing.assert_array_equal(result.arrays[name], ref.arrays[name])
 
 
-# ----------------------------------------------------------------------------- the suite
-
-def test_the_suite_has_enough_cases():
-    assert len(CASES) >= 25
-    for case in CASES:
-        spec = spec_of(case)
-        assert spec.get("base") == "reference", case.name
-        adv = spec.get("adversarial", {})
-        assert adv.get("attack") and adv.get("defence") and adv.get("evidence"), case.name
-        assert expected(case) is not None, case.name
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_attack(case, tmp_path, monkeypatch, server, gold):
-    spec = spec_of(case)
-    adv = spec["adversarial"]
-    want = expected(case)
+def world(case, tmp_path, monkeypatch, server, gold):
+    """The world around the worker: the submission (with grader_targets.py), planted secrets and
+    the folders that must not change. Returns (submission, out, other student, marker, token)."""
     marker = "advmark" + secrets.token_hex(6)
     token = "advsecret" + secrets.token_hex(8)
-
-    # the world around the worker: planted secrets and the folders that must not change
     out = tmp_path / "out"
     out.mkdir()
     (out / "previous.txt").write_text(f"an earlier run's file {token}")
@@ -235,6 +219,28 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     write_targets(sub, {"GRADER_PID": os.getpid(), "OUT": str(out), "GOLD": str(gold.root),
                         "CACHE": str(goldmod.cache_root()), "OTHER": str(other),
                         "PROJECT": str(PROJECT), "PORT": server.port, "MARKER": marker})
+    return sub, out, other, marker, token
+
+
+# ----------------------------------------------------------------------------- the suite
+
+def test_the_suite_has_enough_cases():
+    assert len(CASES) >= 25
+    for case in CASES:
+        spec = spec_of(case)
+        assert spec.get("base") == "reference", case.name
+        adv = spec.get("adversarial", {})
+        assert adv.get("attack") and adv.get("defence") and adv.get("evidence"), case.name
+        assert expected(case) is not None, case.name
+        assert f"`{case.name}`" in (ROOT / "README.md").read_text(), f"{case.name} is not in the README"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_attack(case, tmp_path, monkeypatch, server, gold):
+    spec = spec_of(case)
+    adv = spec["adversarial"]
+    want = expected(case)
+    sub, out, other, marker, token = world(case, tmp_path, monkeypatch, server, gold)
     accepted = server.accepted
     before = {"out": tree(out), "gold": tree(gold.root), "other": tree(other)}
     cache_before = set(os.listdir(goldmod.cache_root()))
@@ -309,3 +315,21 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
         assert points(ref) == {i.id: i.max_points for i in ref.items if i.status != "manual"}
     limit = float(adv.get("max_seconds", 120))
     assert elapsed < limit, f"grading took {elapsed:.0f} s (limit {limit:g} s)"
+
+
+UNISOLATED = [c for c in CASES if "without_isolation" in spec_of(c)["adversarial"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", UNISOLATED, ids=[c.name for c in UNISOLATED])
+def test_attack_works_without_isolation(case, tmp_path, monkeypatch, server, gold):
+    """The attack is real: graded with an unisolated worker (basic mode: the grader's own user and
+    filesystem), it gets the points it aimed at (`without_isolation`), so it is the sandbox that
+    stops it in the suite. Only cases that merely read files are run this way."""
+    adv = spec_of(case)["adversarial"]
+    sub, out, *_ = world(case, tmp_path, monkeypatch, server, gold)
+    box = Sandbox(Limits(), mode="basic", netns=False, quiet=True)
+    report = pipeline.grade(sub, pipeline.Options(student=case.name), out, sandbox=box, log=lambda m: None)
+    got = points(report)
+    want = dict(expected(case), **adv["without_isolation"])
+    assert {k: got.get(k) for k in want} == want
