@@ -329,7 +329,7 @@ def test_super_resolution_training_adds_the_bilinear_row(tmp_path, monkeypatch):
     model = C.train(args)
     assert model.downconv1[0].in_channels == 3
     w, h = read_png_size(tmp_path / "outputs" / "sr" / "test_0.png")
-    assert h == 2 + 4 * (32 + 2)                                 # input, truth, output, bilinear
+    assert h == 3 * (2 + 4 * (32 + 2))          # input, truth, output, bilinear; pixels shown 3x3
 
 
 # ----------------------------------------------------------------------------------------------

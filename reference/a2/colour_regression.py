@@ -114,7 +114,7 @@ def plot(grey, rgb, output, path, n=10):
 
     rows = [list(np.repeat(grey[:n], 3, axis=1)), list(rgb[:n]), list(np.clip(output[:n], 0, 1))]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_png(path, grid(rows))
+    write_png(path, grid(rows, scale=3))
 
 
 DEFAULT_ARGS = dict(gpu=False, valid=False, checkpoint="", model="RegressionCNN", kernel=3,

@@ -307,8 +307,10 @@ def _bilinear_from(rgb):
     return x.clamp(0, 1).numpy()                                       # [B, 3, 32, 32]
 
 
-def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear=False, n=10):
-    """Write a PNG grid: input / ground truth / output (/ bilinear baseline), `n` images per row."""
+def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear=False, n=10,
+         scale=3):
+    """Write a PNG grid: input / ground truth / output (/ bilinear baseline), `n` images per row,
+    every pixel shown `scale` x `scale` times so 32x32 images are visible."""
     from grader.images import grid, write_png
 
     inputs = np.asarray(input[:n], dtype=np.float64)                   # [n, 1 or 3, 32, 32]
@@ -320,7 +322,7 @@ def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear
     if compare_bilinear:
         rows.append(list(_bilinear_from(np.transpose(truth, [0, 3, 1, 2]))))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_png(path, grid(rows))
+    write_png(path, grid(rows, scale=scale))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,9 +481,10 @@ def plot_activation(args, cnn):
         outputs = cnn(torch.from_numpy(test_in[idx:idx + 1]).float())  # [1, NC, 32, 32]
     predicted = outputs.argmax(dim=1)[0].numpy()                        # [32, 32]
     shown = test_in[idx] if test_in.shape[1] == 3 else np.repeat(test_in[idx], 3, axis=0)
-    write_png(os.path.join(outdir, "input_%d.png" % idx), grid([[shown]]))
-    write_png(os.path.join(outdir, "input_%d_gt.png" % idx), grid([[test_rgb[idx]]]))
-    write_png(os.path.join(outdir, "output_%d.png" % idx), grid([[get_cat_rgb(predicted, colours)]]))
+    write_png(os.path.join(outdir, "input_%d.png" % idx), grid([[shown]], pad=0, scale=4))
+    write_png(os.path.join(outdir, "input_%d_gt.png" % idx), grid([[test_rgb[idx]]], pad=0, scale=4))
+    write_png(os.path.join(outdir, "output_%d.png" % idx),
+              grid([[get_cat_rgb(predicted, colours)]], pad=0, scale=4))
 
     layers = [cnn.out1, cnn.out2, cnn.out3, cnn.out4, cnn.out5]
     for i, act in enumerate(layers):
@@ -490,6 +493,6 @@ def plot_activation(args, cnn):
         maps = (maps - lo) / (hi - lo + 1e-8)
         per_row = 8
         rows = [list(maps[r:r + per_row]) for r in range(0, len(maps), per_row)]
-        write_png(os.path.join(outdir, "conv%d_out_%d.png" % (i + 1, idx)), grid(rows, pad=1))
+        write_png(os.path.join(outdir, "conv%d_out_%d.png" % (i + 1, idx)), grid(rows, pad=1, scale=4))
     print("visualization results are saved to %s" % outdir)
     return outdir
