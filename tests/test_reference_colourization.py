@@ -21,6 +21,15 @@ SHARED = REPO.parent / "shared" / "data"
 COURSE = SHARED / "a2-course"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine, 2 threads made training ~10x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def shared_file(*parts) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

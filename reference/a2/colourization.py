@@ -329,12 +329,18 @@ def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear
 # Training
 # ----------------------------------------------------------------------------------------------
 
-DEFAULT_ARGS = dict(gpu=False, valid=False, checkpoint="", colours=None, model="CNN", kernel=3,
-                    num_filters=32, learn_rate=0.001, batch_size=100, epochs=25, seed=0,
-                    plot=True, experiment_name="colourization_cnn", visualize=False,
-                    downsize_input=False, data=None, index=0)
+DEFAULT_ARGS = {"gpu": False, "valid": False, "checkpoint": "", "colours": None, "model": "CNN",
+                "kernel": 3, "num_filters": 32, "learn_rate": 0.001, "batch_size": 100,
+                "epochs": 25, "seed": 0, "plot": True, "experiment_name": "colourization_cnn",
+                "visualize": False, "downsize_input": False, "data": None, "index": 0}
 
 MODELS = {"CNN": CNN, "UNet": UNet, "DUNet": DUNet, "DilatedUNet": DUNet}
+
+
+def _with_defaults(args):
+    """The notebook's AttrDict (or any dict / argparse namespace) completed with DEFAULT_ARGS."""
+    given = dict(args) if isinstance(args, dict) else vars(args)
+    return AttrDict({**DEFAULT_ARGS, **given})
 
 
 def load_cifar10(source=None):
@@ -395,7 +401,7 @@ def train(args, cnn=None):
     `args` holds the notebook's keys (see DEFAULT_ARGS); missing keys take those defaults.
     Pictures and the learning curves go to outputs/<experiment_name>/.
     """
-    args = AttrDict({**DEFAULT_ARGS, **dict(args)})
+    args = _with_defaults(args)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = torch.device("cuda" if args.gpu and torch.cuda.is_available() else "cpu")
@@ -469,7 +475,7 @@ def plot_activation(args, cnn):
     """Save the input, truth, output and every layer's activations for test image `args.index`."""
     from grader.images import grid, write_png
 
-    args = AttrDict({**DEFAULT_ARGS, **dict(args)})
+    args = _with_defaults(args)
     np.random.seed(args.seed)          # the same test order as in train
     colours, _, (test_rgb, test_in) = _prepare(args)
     idx = args.index
