@@ -223,7 +223,7 @@ def _nearest_colour(xs, colours):
 
 
 def get_rgb_cat(xs, colours, chunk=100):
-    """Colour categories of RGB images, in chunks so the [K, B, 3, H, W] difference fits in memory.
+    """Colour categories of RGB images, in chunks so the [K, B, H, W] distances fit in memory.
 
     Correct for any number of images (the starter's shortcut for fewer than 100 was broken).
     """
