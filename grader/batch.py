@@ -7,7 +7,8 @@
    through. System files (`__MACOSX`, `.DS_Store`, dot-files) and the TA's own files at the top
    (.csv .json .html .log .md .txt .pdf) are skipped. Ids come from `intake.student_id_from_name`
    (for an LMS folder holding one file, the file's name when that gives a roll number); a repeated
-   id gets a suffix `-2`, `-3` in the order of the entries' names, and a warning.
+   id gets a suffix `-2`, `-3` (shorter names first, then alphabetical: `X.zip` keeps the id,
+   `X (1).zip` gets `-2`) and a warning.
 2. **Grading.** N students at once (threads: `grade()` mostly waits on its worker process). A zip
    INPUT's entry is extracted under limits into DIR/.work/ just before it is graded and removed
    after; intake then applies its own checks. One student's problem (a refused archive, a crash of
@@ -147,27 +148,29 @@ def _collect_folder(root: Path, out: Path | None) -> tuple[list[Entry], list[str
             break
         warnings.append(f"looked inside the single folder {top[0].name}/")
         top = inner
-    entries = []
-    for p in top:
-        entry = Entry("", p.name, path=p, is_dir=p.is_dir() and not p.is_symlink())
-        if p.is_symlink():
-            entry.error = f"{p.name} is a symbolic link; it was not followed. Copy the real files into INPUT"
-        else:
-            try:
-                entry.fingerprint, mtime, entry.notes = _fingerprint_path(p)
-                entry.archive_time = datetime.fromtimestamp(mtime).astimezone() if mtime else None
-            except OSError as exc:
-                entry.error = f"{p.name} cannot be read ({exc.strerror or exc})"
-        entries.append(entry)
-    return entries, warnings
+    return [path_entry(p) for p in top], warnings
 
 
-def _fingerprint_path(path: Path) -> tuple[str, float, list[str]]:
+def path_entry(p: Path, student: str = "") -> Entry:
+    """The entry of a file or folder on disk (the demo builds its entries with this too)."""
+    entry = Entry(student, p.name, path=p, is_dir=p.is_dir() and not p.is_symlink())
+    if p.is_symlink() and not student:
+        entry.error = f"{p.name} is a symbolic link; it was not followed. Copy the real files into INPUT"
+        return entry
+    try:
+        entry.fingerprint, mtime = _fingerprint_path(p)
+        entry.archive_time = datetime.fromtimestamp(mtime).astimezone() if mtime else None
+    except OSError as exc:
+        entry.error = f"{p.name} cannot be read ({exc.strerror or exc})"
+    return entry
+
+
+def _fingerprint_path(path: Path) -> tuple[str, float]:
     """sha256 of a file, or of a folder's names and contents; the newest modification time."""
     h = hashlib.sha256()
     if path.is_file():
         _hash_file(h, path)
-        return h.hexdigest(), path.stat().st_mtime, []
+        return h.hexdigest(), path.stat().st_mtime
     newest = 0.0
     for here, dirs, files in os.walk(path):               # symlinked folders are not followed
         dirs.sort()
@@ -180,7 +183,7 @@ def _fingerprint_path(path: Path) -> tuple[str, float, list[str]]:
                 continue
             _hash_file(h, p)
             newest = max(newest, st.st_mtime)
-    return h.hexdigest(), newest or path.stat().st_mtime, []
+    return h.hexdigest(), newest or path.stat().st_mtime
 
 
 def _hash_file(h, path: Path) -> None:
@@ -270,10 +273,10 @@ def _zip_time(info: zipfile.ZipInfo) -> datetime | None:
 
 
 def assign_ids(entries: list[Entry]) -> list[str]:
-    """Student ids from the entries' names; repeated ids get -2, -3 ... in name order."""
+    """Student ids from the entries' names; repeated ids get -2, -3 ... (shorter names first)."""
     warnings = []
     taken: dict[str, str] = {}
-    for entry in sorted(entries, key=lambda e: e.name):
+    for entry in sorted(entries, key=lambda e: (len(e.name), e.name)):   # `X.zip` before `X (1).zip`
         base = _student_id(entry)
         student, n = base, 1
         while student in taken or student == WORK:
