@@ -218,8 +218,10 @@ def test_zip_of_zips_with_wrapper_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_alternative_solution_that_must_be_trained(tmp_path):
+def test_an_alternative_solution_that_must_be_trained(tmp_path, request):
     """The alternative solution cannot reuse the reference's training (about a minute on 2 cores)."""
+    if "slow" not in (request.config.option.markexpr or ""):
+        pytest.skip("slow (about a minute): run with -m slow")
     cls = tmp_path / "class"
     cls.mkdir()
     write_zip(cls / "CS17BTECH11030_Assign2.zip", example_files("alternative", tmp_path))
