@@ -488,7 +488,10 @@ class Batch:
                     report = grade(source, opts, None, sandbox,
                                    log=lambda m: self.progress.message(f"{entry.student}: {m}"),
                                    keep=lambda results, gold: info.update(write_picture(results, gold, folder)))
-            if any(e.startswith(GRADER_FAULT) for e in report.errors):
+            # Probes that failed on our side, or checks that could not run (e.g. interrupted by a
+            # Ctrl-C that reached them): not this student's result; retried by the next run.
+            if any(e.startswith(GRADER_FAULT) for e in report.errors) or (
+                    report.status == "graded" and any(i.status == "error" for i in report.items)):
                 info["grader_fault"] = True
         except Exception as exc:                           # ours, never the student's
             (folder / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")

@@ -126,8 +126,10 @@ def run_demo(out: Path, assignment: str, profile: str, data: Path | None, worker
                 abs(points.get(k, -1) - v) < 1e-9 for k, v in want.items() if k != "_status")
             else "UNEXPECTED")
         rows.append((name, agree))
-        print(f"{name:<34} {doc['status']:<7} {doc['auto_score']:>5g}/{doc['auto_max']:g}  {agree}", flush=True)
+        print(f"{name:<38} {doc['status']:<7} {doc['auto_score']:>5g}/{doc['auto_max']:g}  {agree}", flush=True)
     bad = [r for r in rows if r[1] == "UNEXPECTED"]
+    checked = [r for r in rows if r[1]]
     print(f"\n{len(rows)} example submissions graded into {out} (gradebook {out / 'grades.csv'}); "
-          f"{len(rows) - len(bad)} scored as their expected.json says" + (f", {len(bad)} did not" if bad else ""))
+          f"{len(checked) - len(bad)} of the {len(checked)} with an expected.json scored as it says"
+          + (f", {len(bad)} did not" if bad else ""))
     return 1 if bad or code else 0

@@ -17,6 +17,8 @@ REF_FILES = ("colourization.py", "colour_regression.py", "min_char_rnn.py")
 
 # A class body runs when the module is imported; intake keeps class statements whole.
 LOOP_AT_IMPORT = "\n\nclass Forever:\n    while True:\n        pass\n"
+# Slow to import without using a CPU (the kill tests; an orphaned worker would only sleep).
+SLEEP_AT_IMPORT = "\n\nimport time\n\n\nclass Slow:\n    time.sleep(60)\n"
 
 
 def write_zip(path: Path, files: dict, compression=zipfile.ZIP_DEFLATED, date_time=None) -> Path:

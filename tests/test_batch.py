@@ -1,7 +1,7 @@
 """`grader batch` on a real class: 20+ archives, good and hostile, through the real command line.
 
-Also: a batch killed midway (SIGKILL to the real process) and re-run ends with the gradebook of one
-clean run.
+Also: a batch killed midway (SIGKILL, or Ctrl-C to its process group) and re-run ends with the
+gradebook of one clean run.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from classkit import (LOOP_AT_IMPORT, PROJECT, REFERENCE, encrypted_zip, example_files, folder_files,
+from classkit import (LOOP_AT_IMPORT, PROJECT, REFERENCE, SLEEP_AT_IMPORT, encrypted_zip, example_files,
                       grades, reference_files, run_batch, snapshot, write_zip, zip_bytes)
-from grader.batch import assign_ids, collect
+from grader.batch import collect
 from grader.images import read_png_size
 from grader.report import validate_result
 
@@ -240,40 +240,73 @@ def test_an_alternative_solution_that_must_be_trained(tmp_path, request):
 # --------------------------------------------------------------------------------------------------
 
 def small_class(cls: Path) -> None:
-    """Fast errors around one submission that takes a few seconds (it loops when imported)."""
+    """Fast errors around one submission that takes a few seconds (it hangs when imported)."""
     cls.mkdir(parents=True)
     for i in (1, 2):
         write_zip(cls / f"CS17BTECH1100{i}_Assign2.zip", {})
     write_zip(cls / "CS17BTECH11003_Assign2.zip",
-              {"colourization.py": (REFERENCE / "colourization.py").read_text() + LOOP_AT_IMPORT})
+              {"colourization.py": (REFERENCE / "colourization.py").read_text() + SLEEP_AT_IMPORT})
     for i in (4, 5):
         (cls / f"CS17BTECH1100{i}_Assign2.zip").write_bytes(b"not a zip")
 
 
-def test_killed_batch_resumes_to_the_same_gradebook(tmp_path):
-    cls = tmp_path / "class"
-    small_class(cls)
-    args = ["--workers", "1", "--probe-timeout", "4", "--deadline", "2019-03-01T00:00:00Z"]
-    clean = run_batch(cls, "--out", tmp_path / "clean", *args)
-    assert clean.returncode == 0, clean.stderr[-3000:]
+KILL_ARGS = ["--workers", "1", "--probe-timeout", "4", "--deadline", "2019-03-01T00:00:00Z"]
 
-    out = tmp_path / "killed"
-    argv = [sys.executable, "-m", "grader.cli", "batch", str(cls), "--out", str(out), *args]
-    proc = subprocess.Popen(argv, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The small class and its gradebook from one clean run."""
+    root = tmp_path_factory.mktemp("small")
+    small_class(root / "class")
+    clean = run_batch(root / "class", "--out", root / "clean", *KILL_ARGS)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    return root / "class", (root / "clean" / "grades.csv").read_text()
+
+
+def start_batch(cls: Path, out: Path) -> tuple[subprocess.Popen, Path]:
+    """The real command in its own process group (as a terminal runs it); returns once the first
+    students' results exist and the slow one is being graded."""
+    argv = [sys.executable, "-m", "grader.cli", "batch", str(cls), "--out", str(out), *KILL_ARGS]
+    proc = subprocess.Popen(argv, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     first = out / "CS17BTECH11001" / "result.json"
+    slow = out / "CS17BTECH11003"
     deadline = time.monotonic() + 120
-    while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not slow.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert first.exists() and proc.poll() is None, "the batch finished before it could be killed"
+    time.sleep(0.5)
+    assert first.exists() and proc.poll() is None, "the batch finished before it could be stopped"
+    return proc, first
+
+
+def test_killed_batch_resumes_to_the_same_gradebook(tmp_path, small):
+    cls, clean = small
+    out = tmp_path / "killed"
+    proc, first = start_batch(cls, out)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     assert not (out / "grades.csv").exists()
+    assert not (out / "CS17BTECH11003" / "result.json").exists()     # killed while being graded
     assert not (out / "CS17BTECH11005" / "result.json").exists()
     kept = first.stat().st_mtime_ns
 
-    resumed = run_batch(cls, "--out", out, *args)
+    resumed = run_batch(cls, "--out", out, *KILL_ARGS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "CS17BTECH11001: already graded, kept" in resumed.stderr
     assert first.stat().st_mtime_ns == kept
-    assert (out / "grades.csv").read_text() == (tmp_path / "clean" / "grades.csv").read_text()
+    assert (out / "grades.csv").read_text() == clean
 
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, small):
+    cls, clean = small
+    out = tmp_path / "interrupted"
+    proc, _ = start_batch(cls, out)
+    os.killpg(proc.pid, signal.SIGINT)             # what Ctrl-C in a terminal does: the whole group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr and "run the same command again" in stderr
+    assert not (out / "grades.csv").exists()
+    resumed = run_batch(cls, "--out", out, *KILL_ARGS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "already graded, kept" in resumed.stderr
+    assert (out / "grades.csv").read_text() == clean
