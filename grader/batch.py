@@ -46,6 +46,7 @@ from . import gradebook, late
 from . import rubric as rubricmod
 from .feedback import PICTURE, write_picture
 from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
+from .locate import role_of_name
 from .pipeline import Options, grade, sandbox_for
 from .records import GradeReport
 from .scoring import error_scores
@@ -116,6 +117,11 @@ def collect(input_path: Path, out: Path | None = None) -> tuple[list[Entry], lis
         zpath = str(input_path)
     else:
         raise BatchError(f"{input_path} does not exist")
+    loose = [e.name for e in entries if not e.is_dir and (role_of_name(e.name) or ("", 9))[1] <= 1]
+    if loose:
+        raise BatchError(f"{input_path} holds {', '.join(loose[:3])} at its top: it looks like one student's "
+                         f"submission, not a class. `grader grade` grades one submission; `grader batch` takes "
+                         f"a folder or zip whose entries are the students' submissions")
     warnings += assign_ids(entries)
     return sorted(entries, key=lambda e: e.student), warnings, zpath
 
@@ -332,11 +338,11 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
             if entry.is_dir:
                 for part in parts:
                     target = target / _disk_name(part)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                continue                                   # two names that are equal once made safe
             written = 0
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    continue                               # two names that are equal once made safe
                 with zf.open(info) as src, open(target, "xb") as dst:
                     while chunk := src.read(1 << 16):
                         written += len(chunk)
@@ -346,6 +352,9 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                 raise _EntryError(f"{'/'.join(parts)} cannot be read from the class archive ({exc}); "
                                   f"download it again") from None
+            except OSError as exc:                     # e.g. `a` is a file and `a/b` another
+                raise _EntryError(f"{'/'.join(parts)} cannot be written out of the class archive "
+                                  f"({exc.strerror or exc})") from None
             stamp = _zip_time(info)
             if stamp:
                 os.utime(target, (stamp.timestamp(), stamp.timestamp()))

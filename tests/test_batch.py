@@ -5,6 +5,7 @@ gradebook of one clean run.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 
 from classkit import (LOOP_AT_IMPORT, PROJECT, REFERENCE, SLEEP_AT_IMPORT, encrypted_zip, example_files,
                       grades, reference_files, run_batch, snapshot, write_zip, zip_bytes)
-from grader.batch import collect
+from grader.batch import BatchError, Progress, collect
 from grader.images import read_png_size
 from grader.report import validate_result
 
@@ -233,6 +234,33 @@ def test_an_alternative_solution_that_must_be_trained(tmp_path, request):
     ours = (tmp_path / "out" / "CS17BTECH11030" / "colourization.png").read_bytes()
     theirs = (tmp_path / "out" / "CS17BTECH11031" / "colourization.png").read_bytes()
     assert ours != theirs                       # its own trained output, not the reference's
+
+
+def test_one_students_submission_is_not_taken_for_a_class(tmp_path):
+    write_zip(tmp_path / "CS17BTECH11001_Assign2.zip", reference_files())
+    with pytest.raises(BatchError, match="looks like one student's submission"):
+        collect(tmp_path / "CS17BTECH11001_Assign2.zip")
+    proc = run_batch(REFERENCE, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "grader grade" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_on_a_terminal_and_in_a_log():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream in (Tty(), io.StringIO()):
+        progress = Progress(3, stream)
+        progress.start()
+        progress.finish("S1", False, "graded 15/15")
+        progress.start()
+        progress.finish("S2", True, "error: empty")
+        progress.message("a warning")
+        progress.close()
+        text = stream.getvalue()
+        assert "2/3: done 1, failed 1, remaining 1" in text and "a warning" in text
+        assert ("\r\033[K" in text) == isinstance(stream, Tty)
 
 
 # --------------------------------------------------------------------------------------------------
