@@ -492,8 +492,9 @@ class Batch:
                         source = None
                         report = self.error_report(entry.student, str(exc))
                 if source is not None:
-                    opts = Options(self.s.assignment, self.s.profile, False, self.s.data, self.s.gold_dir,
-                                   entry.student, self.s.always_train, self.s.probe_timeout)
+                    opts = Options(assignment=self.s.assignment, profile=self.s.profile, data=self.s.data,
+                                   gold_dir=self.s.gold_dir, student=entry.student,
+                                   always_train=self.s.always_train, probe_timeout=self.s.probe_timeout)
                     report = grade(source, opts, None, sandbox,
                                    log=lambda m: self.progress.message(f"{entry.student}: {m}"),
                                    keep=lambda results, gold: info.update(write_picture(results, gold, folder)))
