@@ -77,6 +77,21 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.assignment, args.profile, _data(args.data))
 
 
+def cmd_batch(args) -> int:
+    from .batch import Settings, run
+
+    opt = lambda v: Path(v) if v else None
+    return run(Settings(Path(args.input), Path(args.out), args.assignment, args.profile, _data(args.data),
+                        _gold(args), args.workers, args.force, args.probe_timeout, args.deadline,
+                        opt(args.late_policy), opt(args.submitted_at), opt(args.ledger), args.always_train))
+
+
+def cmd_merge_manual(args) -> int:
+    from .batch import merge_manual
+
+    return merge_manual(Path(args.dir), Path(args.filled))
+
+
 def cmd_answers_template(args) -> int:
     from .examples import answers_template
 
@@ -124,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", default="out/demo")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("batch", help="TAs: grade a class (a folder or zip of submissions) into a gradebook")
+    p.add_argument("input", help="a folder of submissions, or a zip of them (e.g. the LMS's download)")
+    _common(p)
+    p.add_argument("--out", required=True, help="the batch folder: per-student results, grades.csv, manual.csv")
+    p.add_argument("--workers", type=int, default=0, help="students graded at once (default: min(4, CPUs))")
+    p.add_argument("--force", action="store_true", help="regrade students that already have a result")
+    p.add_argument("--deadline", help="ISO-8601 deadline, e.g. 2019-03-01T23:59:00+05:30 (overrides the policy's)")
+    p.add_argument("--late-policy", help="late policy TOML (deadline, penalty, grace days); see docs/ta-workflow.md")
+    p.add_argument("--submitted-at", help="CSV with columns student,submitted_at (else the archives' times)")
+    p.add_argument("--ledger", help="grace-day ledger JSON (default: grace_days.json beside the late policy)")
+    p.add_argument("--probe-timeout", type=float, help="seconds per non-training probe (default: the profile's)")
+    p.add_argument("--gold", help="a gold folder built by `grader gold` (default: cache, built if missing)")
+    p.add_argument("--always-train", action="store_true",
+                   help="train every model, even one shown to be the reference's")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("merge-manual", help="TAs: fold a filled manual.csv into a batch's results")
+    p.add_argument("dir", help="the batch folder (--out of `grader batch`)")
+    p.add_argument("filled", help="the filled sheet (a copy of DIR/manual.csv with points and comments)")
+    p.set_defaults(func=cmd_merge_manual)
 
     p = sub.add_parser("answers-template", help="print the answers.toml template for students")
     p.add_argument("--assignment", default="a2")

@@ -113,25 +113,37 @@ def answers_template(assignment: str) -> str:
     return (PROJECT / "grader" / "templates" / f"{assignment}_answers.toml").read_text()
 
 
-def run_demo(out: Path, assignment: str, profile: str, data: Path | None) -> int:
-    """Grade every bundled example on the embedded default and print a gradebook."""
-    from .pipeline import Options, grade
+def run_demo(out: Path, assignment: str, profile: str, data: Path | None, workers: int = 0) -> int:
+    """Grade every bundled example with the batch engine (a gradebook in `out`), then check each
+    against its expected.json."""
+    from .batch import Settings, path_entry, run
+    from .gradebook import load_result
 
     out.mkdir(parents=True, exist_ok=True)
     subs = out / "submissions"
-    rows = []
+    entries, examples = [], {}
     for example in list_examples(assignment):
-        path = materialize(example, subs, assignment)
         name = example.relative_to(examples_root(assignment)).as_posix().replace("/", "-")
-        report = grade(path, Options(assignment, profile, data=data, student=name), out / "results" / name,
-                       log=lambda m: print(m, flush=True))
+        entries.append(path_entry(materialize(example, subs, assignment), student=name))
+        examples[name] = example
+    code = run(Settings(subs, out, assignment, profile, data, workers=workers), entries)
+    if code not in (0, 1):
+        return code
+    rows = []
+    print()
+    for name, example in sorted(examples.items()):
+        doc = load_result(out / name) or {"status": "missing", "items": [], "auto_score": 0, "auto_max": 0}
         want = expected(example)
+        points = {i["id"]: i["points"] for i in doc["items"]}
         agree = "" if want is None else (
-            "as expected" if all(abs(i.points - want.get(i.id, i.points)) < 1e-9 for i in report.items)
+            "as expected" if doc["status"] == want.get("_status", "graded") and all(
+                abs(points.get(k, -1) - v) < 1e-9 for k, v in want.items() if k != "_status")
             else "UNEXPECTED")
-        rows.append((name, report.status, report.auto_score, report.auto_max, agree))
-        print(f"{name:<34} {report.status:<7} {report.auto_score:>5g}/{report.auto_max:g}  {agree}", flush=True)
-    bad = [r for r in rows if r[4] == "UNEXPECTED"]
-    print(f"\n{len(rows)} example submissions graded into {out / 'results'}; "
-          f"{len(rows) - len(bad)} scored as their expected.json says" + (f", {len(bad)} did not" if bad else ""))
-    return 1 if bad else 0
+        rows.append((name, agree))
+        print(f"{name:<38} {doc['status']:<7} {doc['auto_score']:>5g}/{doc['auto_max']:g}  {agree}", flush=True)
+    bad = [r for r in rows if r[1] == "UNEXPECTED"]
+    checked = [r for r in rows if r[1]]
+    print(f"\n{len(rows)} example submissions graded into {out} (gradebook {out / 'grades.csv'}); "
+          f"{len(checked) - len(bad)} of the {len(checked)} with an expected.json scored as it says"
+          + (f", {len(bad)} did not" if bad else ""))
+    return 1 if bad or code else 0

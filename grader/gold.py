@@ -38,6 +38,42 @@ class Inputs:
     meta: dict
 
 
+class LazyResults(dict):
+    """Gold answers read from disk on first use (a check reads a handful of the hundred files)."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+        self._keys = {json.loads(p.read_text())["key"] for p in folder.glob("*.json")} if folder.exists() else set()
+
+    def __missing__(self, key):
+        if key not in self._keys:
+            raise KeyError(key)
+        self[key] = store.load_result(self.folder, key)
+        return self[key]
+
+    def get(self, key, default=None):
+        return self[key] if key in self._keys else default
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def keys(self):
+        return set(self._keys)
+
+    def items(self):
+        return [(k, self[k]) for k in sorted(self._keys)]
+
+    def values(self):
+        return [self[k] for k in sorted(self._keys)]
+
+    def __iter__(self):
+        return iter(sorted(self._keys))
+
+    def __len__(self):
+        return len(self._keys)
+
+
 @dataclass
 class Gold:
     root: Path
@@ -71,10 +107,15 @@ def cache_key(rubric, profile: dict, data: Path | None) -> str:
     h.update(json.dumps(profile, sort_keys=True).encode())
     for path in data_files(data):
         h.update(f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
-    import torch   # here, not at the top: the checks' process loads gold without needing torch
-
-    h.update(f"torch {torch.__version__} numpy {np.__version__} {platform.machine()}".encode())
+    h.update(f"torch {_torch_version()} numpy {np.__version__} {platform.machine()}".encode())
     return h.hexdigest()
+
+
+def _torch_version() -> str:
+    # Imported here: the trusted checks load gold and must not pay for importing torch.
+    import torch
+
+    return torch.__version__
 
 
 def default_dir(rubric, profile: dict, data: Path | None) -> Path:
@@ -121,13 +162,11 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     store.save_results(staging / "outputs", outputs, timings=False)
     store.save_arrays(staging / "derived.npz", derived)
     _write_json(staging / "derived.json", derived_meta)
-    import torch
-
     files = {str(p.relative_to(staging)): _sha(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     manifest = {"assignment": rubric.assignment, "profile": profile, "key": cache_key(rubric, profile, data),
                 "data": {"images": meta.get("images"), "snapshot": meta.get("snapshot"),
                          "colours": meta.get("colours")},
-                "versions": {"torch": torch.__version__, "numpy": np.__version__}, "files": files}
+                "versions": {"torch": _torch_version(), "numpy": np.__version__}, "files": files}
     _write_json(staging / "manifest.json", manifest)
     if out.exists() and replace:
         shutil.rmtree(out)
@@ -156,7 +195,7 @@ def load(root: Path) -> Gold:
     inputs = Inputs(store.load_arrays(root / "inputs.npz"), json.loads((root / "inputs.json").read_text()))
     derived = store.load_arrays(root / "derived.npz") if (root / "derived.npz").exists() else {}
     derived_meta = json.loads((root / "derived.json").read_text()) if (root / "derived.json").exists() else {}
-    return Gold(root, inputs, store.load_results(root / "outputs"), derived, derived_meta)
+    return Gold(root, inputs, LazyResults(root / "outputs"), derived, derived_meta)
 
 
 def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = None, log=print) -> Gold:

@@ -35,6 +35,7 @@ class Options:
     gold_dir: Path | None = None      # an explicit gold folder (e.g. a student bundle's)
     student: str | None = None
     always_train: bool = False        # train even a model shown to be the reference's (see reuse.py)
+    probe_timeout: float | None = None  # seconds per non-training probe; None = the profile's
 
 
 def sandbox_for(profile: dict, hide: list[Path] | None = None) -> Sandbox:
@@ -43,11 +44,15 @@ def sandbox_for(profile: dict, hide: list[Path] | None = None) -> Sandbox:
 
 
 def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox | None = None,
-          log=print) -> GradeReport:
+          log=print, keep=None) -> GradeReport:
+    """`keep(results, gold)`, if given, is called with the probe answers before the run folder is
+    removed (the batch keeps the arrays of its feedback pictures this way)."""
     started = time.monotonic()
     rubric = rubricmod.load(opts.assignment)
     profile = rubric.profile(opts.profile)
     gold = goldmod.ensure(rubric, profile, opts.data, opts.gold_dir, log=log)
+    if opts.probe_timeout:            # after gold: the gold cache key keeps the profile's own value
+        profile = dict(profile, probe_timeout=opts.probe_timeout)
     items = rubric.auto_items(visible_only=opts.visible_only)
     sandbox = sandbox or sandbox_for(profile, hide=[p for p in (out, gold.root) if p])
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
@@ -74,6 +79,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
             reuse = None if opts.always_train else reference_stands(gold.outputs)
             results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse)
+            if keep is not None:
+                keep(results, gold)
             report.notes += [f"{key}: your model computes the same function with the same initial "
                              f"parameters as the reference, so the reference's training result under "
                              f"the same budget stands (--always-train trains it anyway)"

@@ -64,6 +64,7 @@ class ItemScore:
     visibility: str                               # visible | hidden
     feedback: str = ""
     bonus: bool = False
+    manual: bool = False                          # marked by a TA; stays manual once marked
 
 
 @dataclass
@@ -80,7 +81,7 @@ class GradeReport:
 
     @property
     def auto_items(self) -> list[ItemScore]:
-        return [i for i in self.items if i.status != "manual"]
+        return [i for i in self.items if not i.manual and i.status != "manual"]
 
     @property
     def auto_score(self) -> float:
@@ -93,7 +94,7 @@ class GradeReport:
 
     @property
     def manual_pending(self) -> float:
-        return round(sum(i.max_points for i in self.items if i.status == "manual"), 4)
+        return round(sum(i.max_points for i in self.items if i.status == "manual"), 4)   # not yet marked
 
     @property
     def score(self) -> float:

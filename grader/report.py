@@ -71,6 +71,7 @@ def write_json_atomic(path: Path, value: dict) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(value, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
+    os.chmod(tmp, 0o644)        # mkstemp makes 0600; other TAs on the machine read the gradebook
     os.replace(tmp, path)
 
 

@@ -21,6 +21,15 @@ SHARED = REPO.parent / "shared" / "data"
 COURSE = SHARED / "a2-course"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a busy 2-core machine, 2 threads made training ~10x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def shared_file(*parts) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
@@ -329,7 +338,7 @@ def test_super_resolution_training_adds_the_bilinear_row(tmp_path, monkeypatch):
     model = C.train(args)
     assert model.downconv1[0].in_channels == 3
     w, h = read_png_size(tmp_path / "outputs" / "sr" / "test_0.png")
-    assert h == 2 + 4 * (32 + 2)                                 # input, truth, output, bilinear
+    assert h == 3 * (2 + 4 * (32 + 2))          # input, truth, output, bilinear; pixels shown 3x3
 
 
 # ----------------------------------------------------------------------------------------------

@@ -114,13 +114,19 @@ def plot(grey, rgb, output, path, n=10):
 
     rows = [list(np.repeat(grey[:n], 3, axis=1)), list(rgb[:n]), list(np.clip(output[:n], 0, 1))]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_png(path, grid(rows))
+    write_png(path, grid(rows, scale=3))
 
 
-DEFAULT_ARGS = dict(gpu=False, valid=False, checkpoint="", model="RegressionCNN", kernel=3,
-                    num_filters=32, learn_rate=0.001, batch_size=100, epochs=25, seed=0, plot=True,
-                    experiment_name="colour_regression", visualize=False, data=None,
-                    order=ORDER_2019)
+DEFAULT_ARGS = {"gpu": False, "valid": False, "checkpoint": "", "model": "RegressionCNN",
+                "kernel": 3, "num_filters": 32, "learn_rate": 0.001, "batch_size": 100,
+                "epochs": 25, "seed": 0, "plot": True, "experiment_name": "colour_regression",
+                "visualize": False, "data": None, "order": ORDER_2019}
+
+
+def _with_defaults(args):
+    """The notebook's AttrDict (or any dict / argparse namespace) completed with DEFAULT_ARGS."""
+    given = dict(args) if isinstance(args, dict) else vars(args)
+    return AttrDict({**DEFAULT_ARGS, **given})
 
 
 def load_cifar10(source=None):
@@ -149,7 +155,7 @@ def load_checkpoint(model, path):
 
 def train(args, cnn=None):
     """Train RegressionCNN with MSE and Adam (or, with args.valid, only evaluate a checkpoint)."""
-    args = AttrDict({**DEFAULT_ARGS, **dict(args)})
+    args = _with_defaults(args)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = torch.device("cuda" if args.gpu and torch.cuda.is_available() else "cpu")

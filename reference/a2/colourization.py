@@ -223,7 +223,7 @@ def _nearest_colour(xs, colours):
 
 
 def get_rgb_cat(xs, colours, chunk=100):
-    """Colour categories of RGB images, in chunks so the [K, B, 3, H, W] difference fits in memory.
+    """Colour categories of RGB images, in chunks so the [K, B, H, W] distances fit in memory.
 
     Correct for any number of images (the starter's shortcut for fewer than 100 was broken).
     """
@@ -307,8 +307,10 @@ def _bilinear_from(rgb):
     return x.clamp(0, 1).numpy()                                       # [B, 3, 32, 32]
 
 
-def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear=False, n=10):
-    """Write a PNG grid: input / ground truth / output (/ bilinear baseline), `n` images per row."""
+def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear=False, n=10,
+         scale=3):
+    """Write a PNG grid: input / ground truth / output (/ bilinear baseline), `n` images per row,
+    every pixel shown `scale` x `scale` times so 32x32 images are visible."""
     from grader.images import grid, write_png
 
     inputs = np.asarray(input[:n], dtype=np.float64)                   # [n, 1 or 3, 32, 32]
@@ -320,19 +322,25 @@ def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear
     if compare_bilinear:
         rows.append(list(_bilinear_from(np.transpose(truth, [0, 3, 1, 2]))))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_png(path, grid(rows))
+    write_png(path, grid(rows, scale=scale))
 
 
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
 
-DEFAULT_ARGS = dict(gpu=False, valid=False, checkpoint="", colours=None, model="CNN", kernel=3,
-                    num_filters=32, learn_rate=0.001, batch_size=100, epochs=25, seed=0,
-                    plot=True, experiment_name="colourization_cnn", visualize=False,
-                    downsize_input=False, data=None, index=0)
+DEFAULT_ARGS = {"gpu": False, "valid": False, "checkpoint": "", "colours": None, "model": "CNN",
+                "kernel": 3, "num_filters": 32, "learn_rate": 0.001, "batch_size": 100,
+                "epochs": 25, "seed": 0, "plot": True, "experiment_name": "colourization_cnn",
+                "visualize": False, "downsize_input": False, "data": None, "index": 0}
 
 MODELS = {"CNN": CNN, "UNet": UNet, "DUNet": DUNet, "DilatedUNet": DUNet}
+
+
+def _with_defaults(args):
+    """The notebook's AttrDict (or any dict / argparse namespace) completed with DEFAULT_ARGS."""
+    given = dict(args) if isinstance(args, dict) else vars(args)
+    return AttrDict({**DEFAULT_ARGS, **given})
 
 
 def load_cifar10(source=None):
@@ -393,7 +401,7 @@ def train(args, cnn=None):
     `args` holds the notebook's keys (see DEFAULT_ARGS); missing keys take those defaults.
     Pictures and the learning curves go to outputs/<experiment_name>/.
     """
-    args = AttrDict({**DEFAULT_ARGS, **dict(args)})
+    args = _with_defaults(args)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = torch.device("cuda" if args.gpu and torch.cuda.is_available() else "cpu")
@@ -467,7 +475,7 @@ def plot_activation(args, cnn):
     """Save the input, truth, output and every layer's activations for test image `args.index`."""
     from grader.images import grid, write_png
 
-    args = AttrDict({**DEFAULT_ARGS, **dict(args)})
+    args = _with_defaults(args)
     np.random.seed(args.seed)          # the same test order as in train
     colours, _, (test_rgb, test_in) = _prepare(args)
     idx = args.index
@@ -479,9 +487,10 @@ def plot_activation(args, cnn):
         outputs = cnn(torch.from_numpy(test_in[idx:idx + 1]).float())  # [1, NC, 32, 32]
     predicted = outputs.argmax(dim=1)[0].numpy()                        # [32, 32]
     shown = test_in[idx] if test_in.shape[1] == 3 else np.repeat(test_in[idx], 3, axis=0)
-    write_png(os.path.join(outdir, "input_%d.png" % idx), grid([[shown]]))
-    write_png(os.path.join(outdir, "input_%d_gt.png" % idx), grid([[test_rgb[idx]]]))
-    write_png(os.path.join(outdir, "output_%d.png" % idx), grid([[get_cat_rgb(predicted, colours)]]))
+    write_png(os.path.join(outdir, "input_%d.png" % idx), grid([[shown]], pad=0, scale=4))
+    write_png(os.path.join(outdir, "input_%d_gt.png" % idx), grid([[test_rgb[idx]]], pad=0, scale=4))
+    write_png(os.path.join(outdir, "output_%d.png" % idx),
+              grid([[get_cat_rgb(predicted, colours)]], pad=0, scale=4))
 
     layers = [cnn.out1, cnn.out2, cnn.out3, cnn.out4, cnn.out5]
     for i, act in enumerate(layers):
@@ -490,6 +499,6 @@ def plot_activation(args, cnn):
         maps = (maps - lo) / (hi - lo + 1e-8)
         per_row = 8
         rows = [list(maps[r:r + per_row]) for r in range(0, len(maps), per_row)]
-        write_png(os.path.join(outdir, "conv%d_out_%d.png" % (i + 1, idx)), grid(rows, pad=1))
+        write_png(os.path.join(outdir, "conv%d_out_%d.png" % (i + 1, idx)), grid(rows, pad=1, scale=4))
     print("visualization results are saved to %s" % outdir)
     return outdir

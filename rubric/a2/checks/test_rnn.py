@@ -13,21 +13,31 @@ from conftest import expect, require
 from grader.compare import chi_square
 
 
+def statistical_problem(draws, reference_draws, probs, mistake_probs, alpha_test):
+    """None when the draws are right (identical to the reference's, or fitting `probs`); else the
+    failed fit and whether the draws fit the common mistake's distribution instead."""
+    if np.array_equal(draws, reference_draws):
+        return None
+    fit = chi_square(np.asarray(draws).ravel(), probs, alpha_test)
+    if fit.ok:
+        return None
+    return fit, chi_square(np.asarray(draws).ravel(), mistake_probs, alpha_test).ok
+
+
 def check_sample(run, name):
     key = f"rnn_sample/{name}"
     answer = run.answer(key)
     require(answer)
     ctx = next(c for c in run.gold.inputs.meta["sample_contexts"] if c["name"] == name)
-    draws = answer.arrays["draws"][:, 0]
-    if np.array_equal(answer.arrays["draws"], run.expected(key).arrays["draws"]):
+    problem = statistical_problem(answer.arrays["draws"][:, 0], run.expected(key).arrays["draws"][:, 0],
+                                  run.gold.derived[f"sample_p/{name}"],
+                                  run.gold.derived[f"sample_p_divided/{name}"],
+                                  run.params("r1.sample")["alpha_test"])
+    if problem is None:
         return
-    alpha_test = run.params("r1.sample")["alpha_test"]
-    fit = chi_square(draws, run.gold.derived[f"sample_p/{name}"], alpha_test)
-    if fit.ok:
-        return
-    divided = chi_square(draws, run.gold.derived[f"sample_p_divided/{name}"], alpha_test)
+    fit, divided = problem
     hint = (" They follow softmax(z / alpha) instead: the handout multiplies the logits by alpha "
-            "(1/alpha is the temperature)." if divided.ok else "")
+            "(1/alpha is the temperature)." if divided else "")
     expect(False, f"{answer.meta.get('function', 'sample')}(h, seed_ix, n, alpha={ctx['alpha']}): "
                   f"{fit.detail}; expected draws from softmax(alpha * z).{hint}")
 
@@ -41,21 +51,21 @@ def test_sample_cold(run):
 
 
 def test_complete_conditions_on_starter(run):
-    alpha_test = run.params("r2.complete")["alpha_test"]
     for i, ctx in enumerate(run.gold.inputs.meta["complete_contexts"]):
         key = f"rnn_complete/{i}"
         answer = run.answer(key)
         require(answer)
-        if np.array_equal(answer.arrays["first"], run.expected(key).arrays["first"]):
-            continue
         first = answer.arrays["first"]
         expect(bool((first >= 0).all()), f"completing {ctx['starter']!r} returned an empty string")
-        fit = chi_square(first, run.gold.derived[f"complete_p/{i}"], alpha_test)
-        if fit.ok:
+        problem = statistical_problem(first, run.expected(key).arrays["first"],
+                                      run.gold.derived[f"complete_p/{i}"],
+                                      run.gold.derived[f"complete_p_last/{i}"],
+                                      run.params("r2.complete")["alpha_test"])
+        if problem is None:
             continue
-        last = chi_square(first, run.gold.derived[f"complete_p_last/{i}"], alpha_test)
+        fit, last_only = problem
         hint = (" They look conditioned on the last character only: run the RNN over the whole "
-                "starter string to get h first." if last.ok else "")
+                "starter string to get h first." if last_only else "")
         expect(False, f"the first character generated after {ctx['starter']!r}: {fit.detail}; expected "
                       f"the RNN's distribution after the whole starter.{hint}")
 
