@@ -81,9 +81,10 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse)
             if keep is not None:
                 keep(results, gold)
-            report.notes += [f"{key}: your model computes the same function with the same initial "
-                             f"parameters as the reference, so the reference's training result under "
-                             f"the same budget stands (--always-train trains it anyway)"
+            report.notes += [f"{key}: your model computes the same function, with the same initial "
+                             f"parameters and parameter gradients, as the reference, so the reference's "
+                             f"training result under the same budget stands (--always-train trains it "
+                             f"anyway)"
                              for key, r in results.items() if r.meta.get("reused_reference")]
             save_results(run_dir / "answers", results)
             context = {"profile": profile, "gold": str(gold.root), "sources": sources,
