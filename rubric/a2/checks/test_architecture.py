@@ -6,13 +6,11 @@ the same seeded weights as the reference in state-dict order, and run in eval mo
 """
 from __future__ import annotations
 
-import ast
-import re
-
 from conftest import expect, require
 
 from grader.compare import allclose
 from rubric.a2.plan import ARCH_CONFIGS, FORWARD_BATCH, config_key
+from rubric.a2.sourcecheck import torch_convs_reached
 
 
 def _call(model, kernel, nf, nc, cin):
@@ -73,61 +71,6 @@ def check_uses_myconv(run, model):
     hits = torch_convs_reached(run.source("colourization") or "", model)
     expect(not hits, f"{model} builds {hits[0][1]} (line {hits[0][0]}); the handout asks for MyConv2d "
                      f"(not nn.Conv2d)" if hits else "")
-
-
-# torch's own convolution modules; MyConv2d/MyDilatedConv2d are the handout's (the harness swaps in a
-# stand-in for MyConv2d while it builds the model, so what they use inside does not matter here)
-TORCH_CONV = re.compile(r"^(Lazy)?Conv(Transpose)?[123]d$")
-PROVIDED = {"MyConv2d", "MyDilatedConv2d"}
-
-
-def torch_convs_reached(source: str, cls_name: str) -> list[tuple[int, str]]:
-    """(line, name) where class `cls_name`, or a module-level definition it uses (followed by name,
-    transitively), refers to a torch convolution module: nn.Conv2d, torch.nn.Conv2d, a Conv2d imported
-    from torch.nn, getattr(nn, "Conv2d"). Type tests (isinstance/issubclass) do not count."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    defs = {}
-    top = list(tree.body)
-    for stmt in list(top):                     # one level into top-level if/try blocks
-        top += [s for part in ("body", "orelse", "finalbody") for s in getattr(stmt, part, [])
-                if isinstance(stmt, (ast.If, ast.Try))]
-        top += [s for h in getattr(stmt, "handlers", []) for s in h.body]
-    for stmt in top:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defs[stmt.name] = stmt
-        elif isinstance(stmt, ast.Assign):
-            for target in stmt.targets:
-                if isinstance(target, ast.Name):
-                    defs[target.id] = stmt.value
-        elif isinstance(stmt, ast.ImportFrom):          # from torch.nn import Conv2d as C
-            for alias in stmt.names:
-                if TORCH_CONV.match(alias.name):
-                    defs[alias.asname or alias.name] = ast.Constant(alias.name, lineno=stmt.lineno)
-    hits, seen, todo = [], set(), [cls_name]
-    while todo:
-        name = todo.pop()
-        if name in seen or name in PROVIDED or name not in defs:
-            continue
-        seen.add(name)
-        skip = {id(n) for call in ast.walk(defs[name]) if isinstance(call, ast.Call)
-                and getattr(call.func, "id", "") in ("isinstance", "issubclass") for arg in call.args[1:]
-                for n in ast.walk(arg)}
-        for node in ast.walk(defs[name]):
-            if id(node) in skip:
-                continue
-            if isinstance(node, ast.Attribute) and TORCH_CONV.match(node.attr):
-                hits.append((node.lineno, ast.unparse(node)))
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and TORCH_CONV.match(node.value):
-                hits.append((node.lineno, node.value))
-            elif isinstance(node, ast.Name):
-                if TORCH_CONV.match(node.id):
-                    hits.append((node.lineno, node.id))
-                else:
-                    todo.append(node.id)
-    return sorted(set(hits))
 
 
 def check_structure(run, model):
