@@ -237,6 +237,8 @@ def test_the_suite_has_enough_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_attack(case, tmp_path, monkeypatch, server, gold):
+    """One hostile submission, graded end to end: the attack its test id names, stopped by the
+    defence its mutation.toml names (shown when an assertion fails)."""
     spec = spec_of(case)
     adv = spec["adversarial"]
     want = expected(case)
@@ -264,8 +266,8 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     diff = {k: (got.get(k), v) for k, v in want.items() if not k.startswith("_")
             and abs(got.get(k, -1) - v) > 1e-9}
     feedback = {i.id: i.feedback[:600] for i in report.items if i.id in diff}
-    assert not diff, (f"points (got, expected) differ: {diff}\nfeedback: {feedback}\n"
-                      f"worker output: {seen[-3000:]}")
+    assert not diff, (f"{case.name}: the defence ({adv['defence']}) did not hold: points (got, "
+                      f"expected) differ: {diff}\nfeedback: {feedback}\nworker output: {seen[-3000:]}")
     assert report.status == want.get("_status", "graded")
     told = "\n".join([i.feedback for i in report.items] + report.notes)
     for pattern in adv.get("feedback", []):       # a hit limit is a clear message, not a crash
