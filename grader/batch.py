@@ -826,6 +826,12 @@ def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=
             warnings, zpath = [], None
         if not entries:
             raise BatchError(f"{settings.input} holds no submissions")
+        if settings.executor == "ray":
+            from .raybatch import available
+
+            why = available()
+            if why:
+                raise BatchError(why)
         batch = Batch(settings, entries, zpath, warnings, progress_stream)
     except (BatchError, late.LateError) as exc:
         print(f"grader batch: {exc}", file=sys.stderr)

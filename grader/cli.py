@@ -91,6 +91,17 @@ def cmd_batch(args) -> int:
         ray_num_gpus=args.ray_num_gpus))
 
 
+def cmd_export(args) -> int:
+    from .export import export_gradescope
+
+    path = export_gradescope(Path(args.out), args.assignment, args.profile, _data(args.data),
+                             Path(args.gold) if args.gold else None)
+    print(f"Gradescope autograder written to {path} (setup.sh, run_autograder, the checks and the "
+          f"hidden gold of {args.assignment}, profile {args.profile}); upload it as the assignment's "
+          f"autograder")
+    return 0
+
+
 def cmd_merge_manual(args) -> int:
     from .batch import merge_manual
 
@@ -175,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-num-gpus", type=float, default=0.0,
                    help="GPUs per submission task; fractions share a GPU (default 0)")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("export", help="package the checks and hidden gold for another runner (Gradescope)")
+    p.add_argument("target", choices=("gradescope",))
+    _common(p)
+    p.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
+    p.add_argument("--gold", help="a gold folder to ship (default: the cache, built if missing)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge-manual", help="TAs: fold a filled manual.csv into a batch's results")
     p.add_argument("dir", help="the batch folder (--out of `grader batch`)")
