@@ -102,12 +102,12 @@ class ZygoteWorker:
     """A worker forked from the zygote, with the interface of `sandbox.WorkerProcess`."""
 
     def __init__(self, server: "ForkServer", wid: int, stdin_w: int, answers_r: int, out_r: int,
-                 status_r: int, uid: int, slot: _UidSlot):
+                 status_r: int, uid: int, slot: _UidSlot, output_bytes: int):
         self.server, self.wid, self.uid, self._slot, self.mode = server, wid, uid, slot, "isolated"
         self.popen = _StatusPopen(status_r)
         self._stdin = os.fdopen(stdin_w, "wb")
         self.answers = os.fdopen(answers_r, "rb", buffering=0)
-        self.output = CappedOutput(os.fdopen(out_r, "rb", buffering=0), server.sandbox.limits.output_bytes)
+        self.output = CappedOutput(os.fdopen(out_r, "rb", buffering=0), output_bytes)
         self._finalizer = weakref.finalize(self, _reap_zygote_worker, server, wid, uid, slot)
 
     @property
@@ -163,6 +163,7 @@ class ForkServer:
         self.output: CappedOutput | None = None
         self.broken: str | None = None
         self._ids = 0
+        self.launches = 0
         self._closing = threading.Event()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -263,15 +264,18 @@ class ForkServer:
         except EngineUnavailable:
             pass          # a dead zygote took its pid namespace, and every worker, with it
 
-    def launch(self, workspace: Path) -> ZygoteWorker:
+    def launch(self, workspace: Path, sandbox: Sandbox | None = None) -> ZygoteWorker:
+        """A worker for `workspace` (which must be under `ws_root`), with `sandbox`'s limits and
+        environment (its view must be this server's: see Engine.sandbox)."""
+        sandbox = sandbox or self.sandbox
         workspace = Path(os.path.abspath(workspace))
         if self.ws_root not in workspace.parents:
             raise EngineUnavailable(f"{workspace} is not under the engine's workspace folder")
-        slot = _UidSlot(self.sandbox.uid_base, self.sandbox.uid_slots)
+        slot = _UidSlot(sandbox.uid_base, sandbox.uid_slots)
         uid = slot.uid
         host_ends, child_ends = [], []
         try:
-            self.sandbox._prepare(workspace, uid)
+            sandbox._prepare(workspace, uid)
             pipes = [os.pipe() for _ in range(5)]   # stdin, answers, output, status, ready
             stdin, answers, out, status, ready = pipes
             child_ends = [stdin[0], answers[1], out[1], status[1], ready[1]]
@@ -279,11 +283,11 @@ class ForkServer:
             with self.lock:
                 self._ids += 1
                 wid = self._ids
-            limits = self.sandbox.limits
+            limits = sandbox.limits
             msg = {"op": "spawn", "id": wid, "workspace_root": str(self.ws_root),
                    "workspace": str(workspace), "uid": uid, "gid": uid, "strict": True,
-                   "tmp_bytes": limits.tmp_bytes, "rlimits": self.sandbox.rlimit_list(limits.processes),
-                   "env": self.sandbox.env(workspace), "identity": _identity(uid)}
+                   "tmp_bytes": limits.tmp_bytes, "rlimits": sandbox.rlimit_list(limits.processes),
+                   "env": sandbox.env(workspace), "identity": _identity(uid)}
             reply = self._request(msg, child_ends)
             for fd in child_ends:
                 os.close(fd)
@@ -298,13 +302,15 @@ class ForkServer:
                     pass
             slot.release()
             raise
-        worker = ZygoteWorker(self, wid, stdin[1], answers[0], out[0], status[0], uid, slot)
+        worker = ZygoteWorker(self, wid, stdin[1], answers[0], out[0], status[0], uid, slot,
+                              limits.output_bytes)
         ok = select.select([ready[0]], [], [], READY_S)[0] and os.read(ready[0], 1) == b"k"
         os.close(ready[0])
         if not ok:
             worker.kill()
             why = worker.output.text().strip()[-1000:] or f"status {worker.popen.returncode}"
             raise EngineUnavailable(f"a worker forked from the zygote failed its setup: {why}")
+        self.launches += 1
         return worker
 
 
@@ -329,7 +335,7 @@ class WarmSandbox:
         server = self.server
         if server is not None and not server.broken:
             try:
-                return server.launch(workspace)
+                return server.launch(workspace, self.base)
             except EngineUnavailable as exc:
                 server.broken = server.broken or str(exc)
                 self.fallbacks += 1
