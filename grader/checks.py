@@ -10,6 +10,8 @@ from pathlib import Path
 from .records import CheckResult
 
 CHECKS_TIMEOUT_S = 300
+# The checks' pytest loads only the report plugin (see pytest_args) and writes no bytecode.
+COLD_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def pytest_args(checks_dir: Path, report: Path, names: list[str]) -> list[str]:
@@ -32,7 +34,7 @@ def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None) -
         return {}
     report = run_dir / "checks.json"
     args = pytest_args(checks_dir, report, names)
-    extra = {"GRADER_RUN": str(run_dir), "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    extra = dict(COLD_ENV, GRADER_RUN=str(run_dir))
     output, finished = (runner or cold_pytest)(args, extra, checks_dir, CHECKS_TIMEOUT_S)
     log = output if finished else f"the checks did not finish within {CHECKS_TIMEOUT_S} s"
     results = {}

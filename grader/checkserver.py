@@ -2,7 +2,8 @@
 
 Started by `grader.engine.CheckServer` as `python -c <this file>` in the checks folder, with the
 environment a cold `python -m pytest` run would get, so that `sys.path` and every import resolve
-exactly as in the cold path. It imports pytest, its plugins and the checks' dependencies, then for
+exactly as in the cold path. It imports pytest, its plugins and the checks' dependencies, collects
+the checks once (importing them as pytest does, nothing run), then for
 each request (JSON + one pipe, over a socket only the grader holds) forks a child that sets
 GRADER_RUN, sends its output to the run's `checks.log`, arms an alarm for the time limit, runs
 `pytest.main(args)` with the cold path's arguments, writes its exit status to the pipe and exits.
@@ -59,12 +60,32 @@ def _child(msg: dict, done: int, control: int) -> None:
         os._exit(code)
 
 
-def serve(fd: int, preload: list) -> int:
+def serve(fd: int, preload: list, collect: list) -> int:
     for name in preload:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing optional plugin is imported by no one
             pass
+    if collect:
+        # Collect every check once, so the check modules (assertion-rewritten by pytest, exactly
+        # as a cold run imports them) are in memory; each child's own pytest run reuses them.
+        # Nothing runs: no fixture, no test, no GRADER_RUN.
+        import pytest
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        saved = os.dup(1), os.dup(2)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        try:
+            pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *collect])
+        except BaseException:  # noqa: BLE001 - then each child imports them itself
+            pass
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(devnull)
     sock = socket.socket(fileno=fd)
     sock.send(json.dumps({"event": "ready", "pid": os.getpid()}).encode())
     while True:
@@ -93,4 +114,4 @@ def serve(fd: int, preload: list) -> int:
 
 
 if __name__ == "__checkserver__":
-    sys.exit(serve(int(sys.argv[1]), json.loads(sys.argv[2])))
+    sys.exit(serve(int(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])))

@@ -43,7 +43,8 @@ ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN")
 STARTUP_S = 120.0           # the zygote imports torch once; on a loaded machine that can take a while
 READY_S = 30.0              # a fork's namespace and view setup takes milliseconds
 REQUEST_S = 30.0
-PRELOAD = ["numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim",
+# "?": imported if it can be (torch._dynamo is what torch.optim imports on first use: seconds)
+PRELOAD = ["numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "?torch._dynamo",
            f"{RUNTIME_PACKAGE}.protocol", f"{RUNTIME_PACKAGE}.loader", f"{RUNTIME_PACKAGE}.boot",
            f"{RUNTIME_PACKAGE}.main"]
 
@@ -371,9 +372,13 @@ class CheckServer:
         code = (f"p = {path!r}; exec(compile(open(p).read(), p, 'exec'), "
                 f"{{'__name__': '__checkserver__', '__file__': p}})")
         # cwd and environment as for a cold `python -m pytest` run in the checks folder
+        from .checks import COLD_ENV
+
+        collect = ["-c", str(Path(self.cwd) / "pytest.ini"), "--rootdir", self.cwd,
+                   *sorted(str(p) for p in Path(self.cwd).glob("test_*.py"))]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(CHECK_PRELOAD)], cwd=self.cwd,
-            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), pass_fds=(theirs.fileno(),),
+            [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(CHECK_PRELOAD), json.dumps(collect)],
+            cwd=self.cwd, env=dict(os.environ, **COLD_ENV), pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         theirs.close()

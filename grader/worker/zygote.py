@@ -108,7 +108,11 @@ def serve(control_fd: int, config_json: str) -> int:
     """Preload, say ready, then fork a worker per `spawn` request until the trusted side closes."""
     config = json.loads(config_json)
     for name in config.get("preload", []):
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name.lstrip("?"))
+        except Exception:  # noqa: BLE001 - "?name": optional; anything else stops the zygote
+            if not name.startswith("?"):
+                raise
     sock = socket.socket(fileno=control_fd)
     children: dict[int, int] = {}
     threads = _threads()
