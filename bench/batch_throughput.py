@@ -161,6 +161,11 @@ def _setup(profile_name: str):
     return _COMPUTE["specs"], _COMPUTE["reuse"]
 
 
+def _warm(profile_name: str) -> None:
+    _setup(profile_name)
+    time.sleep(0.5)                           # so that each pool process gets one of these
+
+
 def compute_one(path: str, profile_name: str) -> float:
     """Seconds of one submission's probe functions, called in this process (no sandbox, no worker,
     no checks), with the grader's reuse of the reference's training."""
@@ -210,9 +215,8 @@ def parallel_compute(cls: Path, profile_name: str, workers: int) -> float:
 
     paths = [str(p) for p in sorted(cls.iterdir())]
     ctx = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_setup,
-                                     initargs=(profile_name,)) as pool:
-        list(pool.map(_setup, [profile_name] * workers))          # start every process first
+    with futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        list(pool.map(_warm, [profile_name] * workers))           # start every process first
         started = time.monotonic()
         list(pool.map(compute_one, paths, [profile_name] * len(paths)))
         return time.monotonic() - started

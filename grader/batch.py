@@ -604,39 +604,45 @@ class Batch:
                                  "already graded, kept", started=False)
         if todo:
             profile = self.rubric.profile(self.s.profile)
-            gold = goldmod.ensure(self.rubric, profile, self.s.data, self.s.gold_dir,
-                                  log=lambda m: self.progress.message(m))
-            if self.s.probe_timeout:
-                profile = dict(profile, probe_timeout=self.s.probe_timeout)
-            hide = [p.resolve() for p in (self.out, Path(self.s.input), gold.root)]
-            if self.s.executor == "ray":
-                from .raybatch import run_ray
+            gold_root = Path(self.s.gold_dir) if self.s.gold_dir else goldmod.default_dir(
+                self.rubric, profile, self.s.data)
+            hide = [p.resolve() for p in (self.out, Path(self.s.input), gold_root)]
+            run_profile = dict(profile, probe_timeout=self.s.probe_timeout) if self.s.probe_timeout else profile
+            engine = cache = None
+            if self.s.executor != "ray":     # the warm servers start now, while gold is loaded
+                engine, cache, sandboxes = self._engine(run_profile, hide, workers)
+            try:
+                gold = goldmod.ensure(self.rubric, profile, self.s.data, self.s.gold_dir,
+                                      log=lambda m: self.progress.message(m))
+                if self.s.executor == "ray":
+                    from .raybatch import run_ray
 
-                finished = run_ray(self, todo, outcomes, profile, gold, hide, self.gpus, workers)
-            else:
-                finished = self._local(todo, workers, profile, hide, outcomes)
+                    finished = run_ray(self, todo, outcomes, run_profile, gold, hide, self.gpus, workers)
+                else:
+                    finished = self._pool(todo, workers, sandboxes, outcomes, engine)
+            finally:
+                if engine is not None:
+                    self.engine_info = engine.describe()
+                    engine.close()
+                if cache is not None:
+                    self.cache_info = f"{cache.hits} probe answers reused, {cache.stored} stored"
+                    cache.prune()
             if not finished:
                 return 130
         self.progress.close()
         return self.finish(outcomes)
 
-    def _local(self, todo: list[Entry], workers: int, profile: dict, hide: list[Path], outcomes: dict) -> bool:
+    def _engine(self, profile: dict, hide: list[Path], workers: int):
+        """The local executor's engine (servers starting in the background), its probe cache, and
+        one sandbox per worker slot (each slot's GPU)."""
         from .engine import Engine
         from .probecache import ProbeCache
 
         cache = ProbeCache() if self.s.cache else None
         engine = Engine(self.s.assignment, warm=self.s.warm, cache=cache, log=self.progress.message)
-        try:
-            slots = devices.assign(workers, self.gpus)
-            sandboxes = [engine.sandbox(sandbox_for(profile, hide=hide, gpu=g if self.gpus else None))
-                         for g in slots]
-            self.engine_info = engine.describe()
-            return self._pool(todo, workers, sandboxes, outcomes, engine)
-        finally:
-            engine.close()
-            if cache is not None:
-                self.cache_info = f"{cache.hits} probe answers reused, {cache.stored} stored"
-                cache.prune()
+        sandboxes = [engine.sandbox(sandbox_for(profile, hide=hide, gpu=g if self.gpus else None))
+                     for g in devices.assign(workers, self.gpus)]
+        return engine, cache, sandboxes
 
     def job_done(self, entry: Entry, result: Outcome) -> None:
         doc = result.doc
@@ -826,6 +832,10 @@ def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=
             warnings, zpath = [], None
         if not entries:
             raise BatchError(f"{settings.input} holds no submissions")
+        try:
+            devices.parse_gpus(settings.gpus)
+        except ValueError as exc:
+            raise BatchError(str(exc)) from None
         if settings.executor == "ray":
             from .raybatch import available
 

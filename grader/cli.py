@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no warm engine: a fresh sandboxed worker and a fresh pytest per submission")
     p.add_argument("--no-cache", action="store_true",
                    help="run every probe, even one whose answer is known for this exact submission")
-    p.add_argument("--gpus", help="GPUs for the workers: auto (default), none, or indices such as 0,1")
+    p.add_argument("--gpus", help="GPUs for the workers: auto (default; also: all), none, or indices such as 0,1")
     p.add_argument("--workers-per-gpu", type=int, default=1,
                    help="workers sharing each GPU (default 1); --workers defaults to GPUs x this")
     p.add_argument("--executor", choices=("local", "ray"), default="local",

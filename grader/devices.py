@@ -1,6 +1,6 @@
 """Which device each batch worker gets: GPUs shared by a configurable number of workers, else CPU.
 
-`grader batch --gpus auto|none|0,1 --workers-per-gpu N`: with GPUs, the batch runs
+`grader batch --gpus auto|all|none|0,1 --workers-per-gpu N`: with GPUs, the batch runs
 len(gpus) x N students at once (unless --workers says otherwise) and worker slot i gets GPU
 gpus[i % len(gpus)], so each GPU serves N workers; the sandbox then sets the worker's
 CUDA_VISIBLE_DEVICES to that one GPU and binds only its device nodes. Without GPUs every slot is
@@ -38,8 +38,8 @@ def detect_gpus() -> list[str]:
 
 
 def parse_gpus(arg: str | None) -> list[str]:
-    """`--gpus`: auto (default: what `detect_gpus` finds), none, or a list such as 0,1."""
-    if arg is None or arg.strip().lower() == "auto":
+    """`--gpus`: auto or all (default: what `detect_gpus` finds), none, or a list such as 0,1."""
+    if arg is None or arg.strip().lower() in ("auto", "all"):
         return detect_gpus()
     if arg.strip().lower() in ("none", "cpu", ""):
         return []

@@ -151,12 +151,15 @@ def _reap_zygote_worker(server, wid, uid, slot) -> None:
 class ForkServer:
     """The trusted side of one zygote: starts it, asks it for workers, kills them, stops it."""
 
-    def __init__(self, sandbox: Sandbox, assignments=("a2",)):
+    def __init__(self, sandbox: Sandbox, assignments=("a2",), ws_root: Path | None = None):
+        """ws_root: the folder for the workspaces (made here if not given, and then removed by
+        close(); a given one belongs to the caller)."""
         if sandbox.mode != "isolated":
             raise EngineUnavailable(f"the warm engine needs the isolated sandbox (this one is {sandbox.mode})")
         self.sandbox = sandbox
         self.preload = PRELOAD + [f"{RUNTIME_PACKAGE}.{a}" for a in assignments]
-        self.ws_root = Path(tempfile.mkdtemp(prefix="grader-ws-"))
+        self.own_root = ws_root is None
+        self.ws_root = Path(ws_root) if ws_root else Path(tempfile.mkdtemp(prefix="grader-ws-"))
         os.chmod(self.ws_root, 0o700)
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
@@ -241,7 +244,8 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 pass
         self._closing.set()
-        shutil.rmtree(self.ws_root, ignore_errors=True)
+        if self.own_root:
+            shutil.rmtree(self.ws_root, ignore_errors=True)
 
     # -- requests ------------------------------------------------------------------------------
     def _request(self, msg: dict, fds=()) -> dict:
@@ -315,22 +319,52 @@ class ForkServer:
         return worker
 
 
+class Pending:
+    """Something started in the background (a server): `get()` waits for it; None if it failed."""
+
+    def __init__(self, start, on_error=None):
+        self._value, self._error = None, None
+        self._thread = threading.Thread(target=self._run, args=(start, on_error), daemon=True)
+        self._thread.start()
+
+    def _run(self, start, on_error):
+        try:
+            self._value = start()
+        except Exception as exc:  # noqa: BLE001 - reported, then the cold path is used
+            self._error = exc
+            if on_error:
+                on_error(exc)
+
+    def get(self):
+        self._thread.join()
+        return self._value
+
+
 class WarmSandbox:
     """A `Sandbox` whose workers are forked from a zygote; everything else is the wrapped one's.
 
     Workspaces must be created under `workspace_parent` (the pipeline does so). A worker that
-    cannot be forked is launched cold by the wrapped sandbox, and the zygote is not used again."""
+    cannot be forked is launched cold by the wrapped sandbox, and the zygote is not used again.
+    `server` may be a ForkServer or a Pending one (started in the background; launch waits)."""
 
-    def __init__(self, base: Sandbox, server: ForkServer | None, log=None):
-        self.base, self.server, self.log = base, server, log
+    def __init__(self, base: Sandbox, server, log=None, workspace_parent: Path | None = None):
+        self.base, self._server, self.log = base, server, log
+        self._parent = workspace_parent
         self.fallbacks = 0
 
     def __getattr__(self, name):
         return getattr(self.base, name)
 
     @property
+    def server(self) -> ForkServer | None:
+        return self._server.get() if isinstance(self._server, Pending) else self._server
+
+    @property
     def workspace_parent(self) -> Path | None:
-        return self.server.ws_root if self.server is not None else None
+        if self._parent is not None:
+            return self._parent
+        server = self.server
+        return server.ws_root if server is not None else None
 
     def launch(self, workspace: Path):
         server = self.server
@@ -463,52 +497,66 @@ def _kill_quietly(proc: subprocess.Popen) -> None:
 
 class Engine:
     """What a batch (or a Ray worker process) keeps warm: fork servers for workers (one per
-    distinct sandbox view, i.e. per GPU setting), the check server, and the probe cache."""
+    distinct sandbox view, i.e. per GPU setting), the check server, and the probe cache. The
+    servers start in the background at once; the first worker launch or check run waits for them."""
 
     def __init__(self, assignment: str = "a2", warm: bool = True, cache=None, log=print):
         self.assignment, self.warm, self.cache, self.log = assignment, warm, cache, log
-        self.servers: dict[tuple, ForkServer | None] = {}
-        self.checks: CheckServer | None = None
+        self.servers: dict[tuple, tuple[Pending, Path]] = {}
         self.lock = threading.Lock()
         self.notes: list[str] = []
+        self._checks: Pending | None = None
         if warm:
             from . import rubric as rubricmod
 
-            try:
-                self.checks = CheckServer(rubricmod.load(assignment).checks_dir).start()
-            except Exception as exc:  # noqa: BLE001 - cold checks still work
-                self.notes.append(f"checks run cold: the check server did not start ({exc})")
+            checks_dir = rubricmod.load(assignment).checks_dir
+            self._checks = Pending(lambda: CheckServer(checks_dir).start(), lambda exc: self.notes.append(
+                f"checks run cold: the check server did not start ({exc})"))
+
+    @property
+    def checks(self) -> CheckServer | None:
+        return self._checks.get() if self._checks is not None else None
 
     def sandbox(self, base: Sandbox):
         """`base`, or a WarmSandbox forking its workers from a zygote with `base`'s view."""
         if not self.warm:
             return base
+        if base.mode != "isolated":
+            with self.lock:
+                note = f"workers are launched cold: the warm engine needs the isolated sandbox ({base.mode})"
+                if note not in self.notes:
+                    self.notes.append(note)
+            return base
         key = (tuple(map(str, base.hidden)), tuple(map(str, base.readonly)), base.gpu, base.threads,
                base.mode)
         with self.lock:
             if key not in self.servers:
-                try:
-                    self.servers[key] = ForkServer(base, (self.assignment,)).start()
-                except EngineUnavailable as exc:
-                    self.servers[key] = None
-                    self.notes.append(f"workers are launched cold: {exc}")
-                    if self.log:
-                        self.log(f"warm engine: {exc}; workers are launched cold")
-        server = self.servers[key]
-        return WarmSandbox(base, server, self.log) if server is not None else base
+                root = Path(tempfile.mkdtemp(prefix="grader-ws-"))
+                self.servers[key] = (Pending(lambda: ForkServer(base, (self.assignment,), root).start(),
+                                             self._zygote_failed), root)
+        pending, root = self.servers[key]
+        return WarmSandbox(base, pending, self.log, workspace_parent=root)
+
+    def _zygote_failed(self, exc) -> None:
+        self.notes.append(f"workers are launched cold: {exc}")
+        if self.log:
+            self.log(f"warm engine: {exc}; workers are launched cold")
 
     def describe(self) -> str:
         if not self.warm:
             return "cold (--no-warm): a fresh sandboxed worker and a fresh pytest per submission"
-        servers = [s for s in self.servers.values() if s is not None]
-        workers = (f"workers forked from {len(servers)} zygote(s)" if servers else "workers launched cold")
+        servers = [p.get() for p, _ in self.servers.values()]
+        started = [s for s in servers if s is not None]
+        workers = (f"workers forked from {len(started)} zygote(s)" if started else "workers launched cold")
         checks = "checks in forks of a warm pytest" if self.checks else "checks in a fresh pytest"
         return f"warm: {workers}; {checks}" + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
     def close(self) -> None:
-        for server in self.servers.values():
+        for pending, root in self.servers.values():
+            server = pending.get()
             if server is not None:
                 server.close()
+            shutil.rmtree(root, ignore_errors=True)
         self.servers.clear()
         if self.checks is not None:
             self.checks.close()

@@ -27,59 +27,52 @@ def results(out: Path) -> dict:
     return docs
 
 
-@pytest.fixture(scope="module")
-def graded_local_and_ray(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ray-batch")
-    cls = root / "class"
+def ray_processes() -> list[bytes]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"/raylet" in cmd or b"gcs_server" in cmd:
+                found.append(cmd[:120])
+    return found
+
+
+@needs_ray
+def test_ray_executor_writes_the_local_gradebook(tmp_path):
+    """A class of four (a zip, a mutant, a corrupt zip, a folder entry) graded by the local executor
+    and by `--executor ray` on a local instance of 2 CPUs: the same gradebook, results, feedback
+    and pictures; the instance is gone afterwards."""
+    cls = tmp_path / "class"
     write_zip(cls / "CS17B101_Assign2.zip", reference_files())
-    write_zip(cls / "CS17B102_Assign2.zip", example_files("mutants/temperature_divided", root / "tmp"))
+    write_zip(cls / "CS17B102_Assign2.zip", example_files("mutants/temperature_divided", tmp_path / "tmp"))
     (cls / "CS17B103_Assign2.zip").write_bytes(b"PK\x03\x04 not a zip")
     (cls / "CS17B104").mkdir()                                           # a folder entry, not a zip
     (cls / "CS17B104" / "min_char_rnn.py").write_bytes(reference_files()["min_char_rnn.py"])
-    env = {"GRADER_PROBE_CACHE": str(root / "probe-cache")}
-    local = run_batch(cls, "--out", root / "local", "--workers", "2", env=env)
+    env = {"GRADER_PROBE_CACHE": str(tmp_path / "probe-cache")}
+    local = run_batch(cls, "--out", tmp_path / "local", "--workers", "2", env=env)
     started = time.monotonic()
-    ray = run_batch(cls, "--out", root / "ray", "--workers", "2", "--executor", "ray",
+    ray = run_batch(cls, "--out", tmp_path / "ray", "--workers", "2", "--executor", "ray",
                     "--ray-num-cpus", "1", "--no-cache", env=env, timeout=600)
-    return root, local, ray, time.monotonic() - started
-
-
-@needs_ray
-def test_ray_executor_writes_the_local_gradebook(graded_local_and_ray):
-    root, local, ray, seconds = graded_local_and_ray
+    seconds = time.monotonic() - started
     assert local.returncode == 0, local.stderr[-2000:]
     assert ray.returncode == 0, ray.stderr[-3000:] + ray.stdout[-2000:]
-    assert grades(root / "ray") == grades(root / "local")
-    assert results(root / "ray") == results(root / "local")
+    assert grades(tmp_path / "ray") == grades(tmp_path / "local")
+    assert results(tmp_path / "ray") == results(tmp_path / "local")
     for student in ("CS17B101", "CS17B102"):
-        assert (root / "ray" / student / "colourization.png").read_bytes() == \
-            (root / "local" / student / "colourization.png").read_bytes()
-        assert (root / "ray" / student / "feedback.md").read_text() == \
-            (root / "local" / student / "feedback.md").read_text()
-    engine = json.loads((root / "ray" / "batch.json").read_text())["engine"]
+        assert (tmp_path / "ray" / student / "colourization.png").read_bytes() == \
+            (tmp_path / "local" / student / "colourization.png").read_bytes()
+        assert (tmp_path / "ray" / student / "feedback.md").read_text() == \
+            (tmp_path / "local" / student / "feedback.md").read_text()
+    engine = json.loads((tmp_path / "ray" / "batch.json").read_text())["engine"]
     assert engine["executor"] == "ray" and "a local instance" in engine["description"]
-    print(f"ray batch of 4 in {seconds:.0f} s")
-
-
-@needs_ray
-def test_ray_is_stopped_after_the_batch(graded_local_and_ray):
-    """The local instance the batch started is shut down with it: no raylet or GCS is left."""
-    def ray_processes():
-        found = []
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"/raylet" in cmd or b"gcs_server" in cmd:
-                    found.append(cmd[:120])
-        return found
-
     deadline = time.monotonic() + 20
     while ray_processes() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert ray_processes() == []
+    print(f"ray batch of 4 in {seconds:.0f} s")
 
 
 def test_ray_missing_is_a_clear_error_before_grading(tmp_path, monkeypatch):
