@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -42,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import gold as goldmod
-from . import gradebook, late
+from . import devices, gradebook, late
 from . import rubric as rubricmod
 from .feedback import PICTURE, write_picture
 from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
@@ -100,6 +101,14 @@ class Settings:
     submitted_at: Path | None = None
     ledger: Path | None = None
     always_train: bool = False
+    warm: bool = True                     # the warm engine (grader/engine.py); --no-warm: cold path
+    cache: bool = True                    # the probe-result cache (grader/probecache.py); --no-cache
+    gpus: str | None = None               # --gpus auto|none|0,1 (grader/devices.py)
+    workers_per_gpu: int = 1
+    executor: str = "local"               # local | ray (grader/raybatch.py)
+    ray_address: str | None = None
+    ray_num_cpus: float = 1.0             # per submission (task)
+    ray_num_gpus: float = 0.0             # per submission (task); fractions share a GPU
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,6 +372,30 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
     return root
 
 
+def grade_submission(source: Path, opts: Options, sandbox, engine, folder: Path, rubric,
+                     log=print) -> tuple[GradeReport, dict]:
+    """`grade()` plus what the batch adds: the feedback picture (written into `folder`), and the
+    grader-fault flag. Runs wherever the submission is graded (here, or in a Ray task); returns
+    the report and the batch info to merge ({"grader_fault", "picture"..., "traceback"})."""
+    info: dict = {}
+    try:
+        report = grade(source, opts, None, sandbox, log=log, engine=engine,
+                       keep=lambda results, gold: info.update(write_picture(results, gold, folder)))
+        # Probes that failed on our side, or checks that could not run (e.g. interrupted by a
+        # Ctrl-C that reached them): not this student's result; retried by the next run.
+        if any(e.startswith(GRADER_FAULT) for e in report.errors) or (
+                report.status == "graded" and any(i.status == "error" for i in report.items)):
+            info["grader_fault"] = True
+    except Exception as exc:                           # ours, never the student's
+        info["traceback"] = traceback.format_exc()
+        message = (f"{GRADER_FAULT} (flagged for staff; not your fault): {type(exc).__name__}: "
+                   f"{str(exc)[:500]}")
+        report = GradeReport(opts.assignment, opts.student, error_scores(rubric, message), status="error",
+                             errors=[message], profile=opts.profile)
+        info["grader_fault"] = True
+    return report, info
+
+
 # --------------------------------------------------------------------------------------------------
 # Progress
 # --------------------------------------------------------------------------------------------------
@@ -448,6 +481,8 @@ class Batch:
         self.manual_ids = {i.id for i in self.manual_items}
         self.progress = Progress(len(entries), progress_stream)
         self.stop = threading.Event()
+        self.gpus: list[str] = []
+        self.engine_info = self.cache_info = ""
         # Late policy inputs are checked before anything is graded (a typo must not cost an hour).
         self.policy = late.load_policy(settings.late_policy, settings.assignment, settings.deadline)
         self.times = late.read_submission_times(settings.submitted_at) if settings.submitted_at else {}
@@ -471,46 +506,65 @@ class Batch:
             return None
         return doc
 
-    def grade_entry(self, entry: Entry, sandbox) -> Outcome:
-        started = time.monotonic()
+    def prepare(self, entry: Entry) -> tuple[Path, dict | None, dict]:
+        """The student's folder with stale files removed, their old result, the batch info."""
         folder = self.out / entry.student
         old = gradebook.load_result(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for stale in ("result.json", PICTURE, "traceback.txt"):
             (folder / stale).unlink(missing_ok=True)
-        info = self.batch_info(entry)
+        return folder, old, self.batch_info(entry)
+
+    def options(self, student: str) -> Options:
+        return Options(assignment=self.s.assignment, profile=self.s.profile, data=self.s.data,
+                       gold_dir=self.s.gold_dir, student=student, always_train=self.s.always_train,
+                       probe_timeout=self.s.probe_timeout, cache=self.s.cache)
+
+    def grade_entry(self, entry: Entry, sandbox, engine=None) -> Outcome:
+        started = time.monotonic()
+        folder, old, info = self.prepare(entry)
         work = self.out / WORK / entry.student
         try:
-            if entry.error:
-                report = self.error_report(entry.student, entry.error)
-            else:
-                source = entry.path
-                if self.zpath is not None:
-                    try:
-                        source = extract(Path(self.zpath), entry, work)
-                    except _EntryError as exc:
-                        source = None
-                        report = self.error_report(entry.student, str(exc))
-                if source is not None:
-                    opts = Options(assignment=self.s.assignment, profile=self.s.profile, data=self.s.data,
-                                   gold_dir=self.s.gold_dir, student=entry.student,
-                                   always_train=self.s.always_train, probe_timeout=self.s.probe_timeout)
-                    report = grade(source, opts, None, sandbox,
-                                   log=lambda m: self.progress.message(f"{entry.student}: {m}"),
-                                   keep=lambda results, gold: info.update(write_picture(results, gold, folder)))
-            # Probes that failed on our side, or checks that could not run (e.g. interrupted by a
-            # Ctrl-C that reached them): not this student's result; retried by the next run.
-            if any(e.startswith(GRADER_FAULT) for e in report.errors) or (
-                    report.status == "graded" and any(i.status == "error" for i in report.items)):
-                info["grader_fault"] = True
+            source, report = self.source(entry, work)
+            if source is not None:
+                report, extra = grade_submission(
+                    source, self.options(entry.student), sandbox, engine, folder, self.rubric,
+                    log=lambda m: self.progress.message(f"{entry.student}: {m}"))
+                self.merge_extra(folder, info, extra)
         except Exception as exc:                           # ours, never the student's
-            (folder / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            message = (f"{GRADER_FAULT} (flagged for staff; not your fault): {type(exc).__name__}: "
-                       f"{str(exc)[:500]}")
-            report = self.error_report(entry.student, message)
-            info["grader_fault"] = True
+            report = self.fault(folder, info, exc)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        return self.record(entry, report, info, old, started)
+
+    def source(self, entry: Entry, work: Path) -> tuple[Path | None, GradeReport | None]:
+        """The submission on disk (a class-zip entry is extracted into `work`), or the error
+        report of an entry that cannot be graded."""
+        if entry.error:
+            return None, self.error_report(entry.student, entry.error)
+        if self.zpath is None:
+            return entry.path, None
+        try:
+            return extract(Path(self.zpath), entry, work), None
+        except _EntryError as exc:
+            return None, self.error_report(entry.student, str(exc))
+
+    @staticmethod
+    def merge_extra(folder: Path, info: dict, extra: dict) -> None:
+        trace = extra.pop("traceback", None)
+        if trace:
+            (folder / "traceback.txt").write_text(trace, encoding="utf-8")
+        info.update(extra)
+
+    def fault(self, folder: Path, info: dict, exc: BaseException) -> GradeReport:
+        (folder / "traceback.txt").write_text(
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), encoding="utf-8")
+        info["grader_fault"] = True
+        return self.error_report(folder.name, f"{GRADER_FAULT} (flagged for staff; not your fault): "
+                                              f"{type(exc).__name__}: {str(exc)[:500]}")
+
+    def record(self, entry: Entry, report: GradeReport, info: dict, old: dict | None, started: float) -> Outcome:
+        """Write the student's result (the same for every executor): notes, kept marks, result.json."""
         report.notes = list(entry.notes) + list(report.notes)
         for item_id, item in gradebook.manual_marks(old, self.manual_ids).items():
             try:
@@ -518,7 +572,7 @@ class Batch:
             except KeyError:
                 pass
         report.execution_time = time.monotonic() - started
-        doc = gradebook.write_result(folder, report, info, self.manual_ids)
+        doc = gradebook.write_result(self.out / entry.student, report, info, self.manual_ids)
         return Outcome(entry.student, doc, seconds=report.execution_time)
 
     def error_report(self, student: str, message: str) -> GradeReport:
@@ -539,7 +593,8 @@ class Batch:
                 outcomes[entry.student] = Outcome(entry.student, doc, skipped=True)
             else:
                 todo.append(entry)
-        workers = self.s.workers or min(4, os.cpu_count() or 1)
+        self.gpus = devices.parse_gpus(self.s.gpus)
+        workers = devices.worker_count(self.s.workers, self.gpus, self.s.workers_per_gpu)
         self.progress.message(
             f"grading {len(todo)} of {len(self.entries)} submissions of {self.s.assignment} "
             f"(profile {self.s.profile}) with {workers} worker(s) into {self.out}"
@@ -549,35 +604,74 @@ class Batch:
                                  "already graded, kept", started=False)
         if todo:
             profile = self.rubric.profile(self.s.profile)
-            gold = goldmod.ensure(self.rubric, profile, self.s.data, self.s.gold_dir,
-                                  log=lambda m: self.progress.message(m))
-            if self.s.probe_timeout:
-                profile = dict(profile, probe_timeout=self.s.probe_timeout)
-            hide = [self.out, Path(self.s.input), gold.root]
-            sandbox = sandbox_for(profile, hide=[p.resolve() for p in hide])
-            if not self._pool(todo, workers, sandbox, outcomes):
+            gold_root = Path(self.s.gold_dir) if self.s.gold_dir else goldmod.default_dir(
+                self.rubric, profile, self.s.data)
+            hide = [p.resolve() for p in (self.out, Path(self.s.input), gold_root)]
+            run_profile = dict(profile, probe_timeout=self.s.probe_timeout) if self.s.probe_timeout else profile
+            engine = cache = None
+            if self.s.executor != "ray":     # the warm servers start now, while gold is loaded
+                engine, cache, sandboxes = self._engine(run_profile, hide, workers)
+            try:
+                gold = goldmod.ensure(self.rubric, profile, self.s.data, self.s.gold_dir,
+                                      log=lambda m: self.progress.message(m))
+                if self.s.executor == "ray":
+                    from .raybatch import run_ray
+
+                    finished = run_ray(self, todo, outcomes, run_profile, gold, hide, self.gpus, workers)
+                else:
+                    finished = self._pool(todo, workers, sandboxes, outcomes, engine)
+            finally:
+                if engine is not None:
+                    self.engine_info = engine.describe()
+                    engine.close()
+                if cache is not None:
+                    self.cache_info = f"{cache.hits} probe answers reused, {cache.stored} stored"
+                    cache.prune()
+            if not finished:
                 return 130
         self.progress.close()
         return self.finish(outcomes)
 
-    def _pool(self, todo: list[Entry], workers: int, sandbox, outcomes: dict) -> bool:
-        """Grade `todo`; False if interrupted (finished students are kept for the next run)."""
+    def _engine(self, profile: dict, hide: list[Path], workers: int):
+        """The local executor's engine (servers starting in the background), its probe cache, and
+        one sandbox per worker slot (each slot's GPU)."""
+        from .engine import Engine
+        from .probecache import ProbeCache
+
+        cache = ProbeCache() if self.s.cache else None
+        engine = Engine(self.s.assignment, warm=self.s.warm, cache=cache, log=self.progress.message)
+        sandboxes = [engine.sandbox(sandbox_for(profile, hide=hide, gpu=g if self.gpus else None))
+                     for g in devices.assign(workers, self.gpus)]
+        return engine, cache, sandboxes
+
+    def job_done(self, entry: Entry, result: Outcome) -> None:
+        doc = result.doc
+        what = (f"error: {gradebook.error_line(doc)[:160]}" if doc["status"] == "error" else
+                f"graded {gradebook.num(doc['auto_score'])}/{gradebook.num(doc['auto_max'])} "
+                f"automatic in {result.seconds:.1f} s")
+        self.progress.finish(entry.student, doc["status"] == "error", what)
+
+    def _pool(self, todo: list[Entry], workers: int, sandboxes: list, outcomes: dict, engine=None) -> bool:
+        """Grade `todo`; False if interrupted (finished students are kept for the next run).
+        `sandboxes`: one per worker slot (each slot's GPU); a job takes a free slot."""
         pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
+        free: queue.Queue = queue.Queue()
+        for sandbox in sandboxes:
+            free.put(sandbox)
 
         def job(entry: Entry) -> Outcome:
             if self.stop.is_set():
                 raise futures.CancelledError()
             self.progress.start()
+            sandbox = free.get()
             try:
-                result = self.grade_entry(entry, sandbox)
+                result = self.grade_entry(entry, sandbox, engine)
             except BaseException:
                 self.progress.finish(entry.student, True, "interrupted")
                 raise
-            doc = result.doc
-            what = (f"error: {gradebook.error_line(doc)[:160]}" if doc["status"] == "error" else
-                    f"graded {gradebook.num(doc['auto_score'])}/{gradebook.num(doc['auto_max'])} "
-                    f"automatic in {result.seconds:.1f} s")
-            self.progress.finish(entry.student, doc["status"] == "error", what)
+            finally:
+                free.put(sandbox)
+            self.job_done(entry, result)
             return result
 
         pending = {pool.submit(job, e): e for e in todo}
@@ -647,12 +741,16 @@ class Batch:
                 "grace_days_max_per_assignment": self.policy.grace_days_max_per_assignment,
                 "file": self.policy.source},
             "ledger": str(self.ledger.path) if self.ledger.path and self.policy else None,
+            "engine": {"executor": self.s.executor, "description": self.engine_info,
+                       "probe_cache": self.cache_info, "gpus": self.gpus},
             "students": [{"student": e.student, "source": e.name, "late": lates.get(e.student)}
                          for e in self.entries],
         }
         gradebook.write_json_atomic(self.out / gradebook.MANIFEST, manifest)
         self.warnings += gradebook.write_gradebook(self.out, manifest, self.manual_items)
         text = summary(self.out, manifest, self.rubric, self.warnings)
+        if self.engine_info:
+            text += f"\nengine: {self.engine_info}" + (f"; {self.cache_info}" if self.cache_info else "")
         (self.out / "summary.txt").write_text(text + "\n", encoding="utf-8")
         print(text, flush=True)
         faults = [s for s, o in outcomes.items() if (o.doc.get("batch") or {}).get("grader_fault")]
@@ -734,6 +832,16 @@ def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=
             warnings, zpath = [], None
         if not entries:
             raise BatchError(f"{settings.input} holds no submissions")
+        try:
+            devices.parse_gpus(settings.gpus)
+        except ValueError as exc:
+            raise BatchError(str(exc)) from None
+        if settings.executor == "ray":
+            from .raybatch import available
+
+            why = available()
+            if why:
+                raise BatchError(why)
         batch = Batch(settings, entries, zpath, warnings, progress_stream)
     except (BatchError, late.LateError) as exc:
         print(f"grader batch: {exc}", file=sys.stderr)

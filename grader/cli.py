@@ -27,7 +27,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def cmd_grade(args) -> int:
     opts = Options(args.assignment, args.profile, False, _data(args.data), _gold(args), args.student,
-                   args.always_train)
+                   args.always_train, cache=not args.no_cache)
     out = Path(args.out) if args.out else Path("out") / "grade"
     report = grade(Path(args.path), opts, out)
     print(table(report))
@@ -81,9 +81,25 @@ def cmd_batch(args) -> int:
     from .batch import Settings, run
 
     opt = lambda v: Path(v) if v else None
-    return run(Settings(Path(args.input), Path(args.out), args.assignment, args.profile, _data(args.data),
-                        _gold(args), args.workers, args.force, args.probe_timeout, args.deadline,
-                        opt(args.late_policy), opt(args.submitted_at), opt(args.ledger), args.always_train))
+    return run(Settings(
+        Path(args.input), Path(args.out), assignment=args.assignment, profile=args.profile,
+        data=_data(args.data), gold_dir=_gold(args), workers=args.workers, force=args.force,
+        probe_timeout=args.probe_timeout, deadline=args.deadline, late_policy=opt(args.late_policy),
+        submitted_at=opt(args.submitted_at), ledger=opt(args.ledger), always_train=args.always_train,
+        warm=not args.no_warm, cache=not args.no_cache, gpus=args.gpus, workers_per_gpu=args.workers_per_gpu,
+        executor=args.executor, ray_address=args.ray_address, ray_num_cpus=args.ray_num_cpus,
+        ray_num_gpus=args.ray_num_gpus))
+
+
+def cmd_export(args) -> int:
+    from .export import export_gradescope
+
+    path = export_gradescope(Path(args.out), args.assignment, args.profile, _data(args.data),
+                             Path(args.gold) if args.gold else None)
+    print(f"Gradescope autograder written to {path} (setup.sh, run_autograder, the checks and the "
+          f"hidden gold of {args.assignment}, profile {args.profile}); upload it as the assignment's "
+          f"autograder")
+    return 0
 
 
 def cmd_merge_manual(args) -> int:
@@ -115,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", help="a gold folder built by `grader gold` (default: cache, built if missing)")
     p.add_argument("--always-train", action="store_true",
                    help="train every model, even one shown to be the reference's")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every probe, even one whose answer is known for this exact submission")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("check", help="students: self-check your work on the visible tests")
@@ -154,7 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", help="a gold folder built by `grader gold` (default: cache, built if missing)")
     p.add_argument("--always-train", action="store_true",
                    help="train every model, even one shown to be the reference's")
+    p.add_argument("--no-warm", action="store_true",
+                   help="no warm engine: a fresh sandboxed worker and a fresh pytest per submission")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every probe, even one whose answer is known for this exact submission")
+    p.add_argument("--gpus", help="GPUs for the workers: auto (default; also: all), none, or indices such as 0,1")
+    p.add_argument("--workers-per-gpu", type=int, default=1,
+                   help="workers sharing each GPU (default 1); --workers defaults to GPUs x this")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default): this machine; ray: each submission a Ray task")
+    p.add_argument("--ray-address", help="a running Ray cluster (default: start a local instance)")
+    p.add_argument("--ray-num-cpus", type=float, default=1.0, help="CPUs per submission task (default 1)")
+    p.add_argument("--ray-num-gpus", type=float, default=0.0,
+                   help="GPUs per submission task; fractions share a GPU (default 0)")
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("export", help="package the checks and hidden gold for another runner (Gradescope)")
+    p.add_argument("target", choices=("gradescope",))
+    _common(p)
+    p.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
+    p.add_argument("--gold", help="a gold folder to ship (default: the cache, built if missing)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge-manual", help="TAs: fold a filled manual.csv into a batch's results")
     p.add_argument("dir", help="the batch folder (--out of `grader batch`)")

@@ -112,10 +112,16 @@ def cache_key(rubric, profile: dict, data: Path | None) -> str:
 
 
 def _torch_version() -> str:
-    # Imported here: the trusted checks load gold and must not pay for importing torch.
-    import torch
+    # From the installed distribution's metadata (the same string as torch.__version__ for the
+    # wheels), so that neither the trusted checks nor the grader pay 1-2 s for importing torch.
+    import importlib.metadata
 
-    return torch.__version__
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        import torch
+
+        return torch.__version__
 
 
 def default_dir(rubric, profile: dict, data: Path | None) -> Path:

@@ -17,6 +17,7 @@ from . import rubric as rubricmod
 from . import tamper
 from .checks import run_checks
 from .intake import load_submission
+from .probecache import ProbeCache
 from .probing import run_plan
 from .reuse import reference_stands
 from .records import GradeReport
@@ -36,17 +37,22 @@ class Options:
     student: str | None = None
     always_train: bool = False        # train even a model shown to be the reference's (see reuse.py)
     probe_timeout: float | None = None  # seconds per non-training probe; None = the profile's
+    cache: bool = True                # reuse probe answers known for this exact content (probecache.py)
 
 
-def sandbox_for(profile: dict, hide: list[Path] | None = None) -> Sandbox:
+def sandbox_for(profile: dict, hide: list[Path] | None = None, gpu: str | None = None) -> Sandbox:
+    """gpu: the worker's CUDA_VISIBLE_DEVICES ("" = none); None = $GRADER_WORKER_GPU, else none."""
     limits = Limits(probe_s=profile["probe_timeout"], submission_s=profile["submission_timeout"])
-    return Sandbox(limits, hide=hide or [])
+    return Sandbox(limits, hide=hide or [], gpu=gpu)
 
 
 def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox | None = None,
-          log=print, keep=None) -> GradeReport:
+          log=print, keep=None, engine=None) -> GradeReport:
     """`keep(results, gold)`, if given, is called with the probe answers before the run folder is
-    removed (the batch keeps the arrays of its feedback pictures this way)."""
+    removed (the batch keeps the arrays of its feedback pictures this way).
+
+    `engine` (grader.engine.Engine), if given, supplies the warm check server and the probe cache;
+    `sandbox` may then be a WarmSandbox, whose workspaces live under its `workspace_parent`."""
     started = time.monotonic()
     rubric = rubricmod.load(opts.assignment)
     profile = rubric.profile(opts.profile)
@@ -55,9 +61,14 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
         profile = dict(profile, probe_timeout=opts.probe_timeout)
     items = rubric.auto_items(visible_only=opts.visible_only)
     sandbox = sandbox or sandbox_for(profile, hide=[p for p in (out, gold.root) if p])
-    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+    if engine is not None:
+        cache, checks_runner = engine.cache, engine.checks
+    else:
+        cache, checks_runner = (ProbeCache() if opts.cache else None), None
+    with tempfile.TemporaryDirectory(prefix="grader-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="grader-", dir=getattr(sandbox, "workspace_parent", None)) as wtmp:
         tmp = Path(tmp)
-        sub = load_submission(Path(path), tmp / "workspace", student=opts.student)
+        sub = load_submission(Path(path), Path(wtmp) / "workspace", student=opts.student)
         report = GradeReport(opts.assignment, sub.student, [], profile=opts.profile,
                              notes=list(sub.notes), isolation=getattr(sandbox, "description", ""))
         if sub.error:
@@ -78,7 +89,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
             reuse = None if opts.always_train else reference_stands(gold.outputs)
-            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse)
+            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse, cache)
             if keep is not None:
                 keep(results, gold)
             report.notes += [f"{key}: your model computes the same function, with the same initial "
@@ -91,7 +102,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                        "params": {i.id: i.params for i in items},
                        "answers_file": answers, "tampering": tampering}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
-            checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks])
+            checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks],
+                                runner=checks_runner)
             report.items = score(rubric, checks, opts.visible_only)
             report.errors = [f"grader fault in probe {r.key}: {r.error}" for r in results.values()
                              if r.fault == "grader"]

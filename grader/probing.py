@@ -62,6 +62,7 @@ class WorkerSession:
         self.proc: WorkerProcess | None = None
         self.reader: _Reader | None = None
         self.outputs: list[str] = []
+        self.last_clean = False       # the last answer came whole from a worker that was kept
 
     def _start(self) -> str | None:
         self.proc = self.sandbox.launch(self.workspace)
@@ -103,6 +104,7 @@ class WorkerSession:
     def request(self, spec: ProbeSpec, deadline: float) -> tuple[ProbeResult, bool]:
         """Run one probe. Returns the result and whether the failure happened while importing."""
         started = time.monotonic()
+        self.last_clean = False
         if self.proc is None or not self.proc.alive():
             why = self._start()
             if why:
@@ -128,6 +130,8 @@ class WorkerSession:
                 result = self._answer(spec, head, arrays, started)
                 if not result.ok and _MEMORY.search(str(head.get("error", ""))):
                     self._stop("memory limit")    # its state is suspect: the next probe gets a fresh one
+                else:
+                    self.last_clean = True
                 return result, False
             code = self.proc.popen.poll() if self.proc else None
             if kind == "eof" and code is None:
@@ -211,17 +215,21 @@ def _signal_hint(code, limits: Limits | None = None) -> str:
 
 
 def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], assignment: str,
-             sandbox: Sandbox | None = None, reuse=None) -> dict[str, ProbeResult]:
+             sandbox: Sandbox | None = None, reuse=None, cache=None) -> dict[str, ProbeResult]:
     """Run every probe of the plan; failures are per-probe results, never exceptions.
 
-    `reuse(spec, results)` may return a result instead of running a spec (see pipeline)."""
+    `reuse(spec, results)` may return a result instead of running a spec (see pipeline).
+    `cache` (a `probecache.ProbeCache`) answers requests whose answer is already known for this
+    very workspace and request history; see probecache.py for the rule."""
     sandbox = sandbox or Sandbox()
     limits: Limits = sandbox.limits
     names = {role: path.name for role, path in modules.items()}
+    chain = cache.chain(workspace, names, assignment, sandbox) if cache is not None else None
     session = WorkerSession(sandbox, workspace, names, assignment)
     deadline = time.monotonic() + limits.submission_s
     results: dict[str, ProbeResult] = {}
     hung: dict[str, str] = {}         # role -> why its import never finished
+    unsent: list[ProbeSpec] = []      # answered from the cache, not yet run by the worker
     try:
         for spec in specs:
             if spec.role not in modules:
@@ -238,7 +246,20 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
                 results[spec.key] = ProbeResult(
                     spec.key, False, error=f"not run: the submission used its {limits.submission_s:.0f} s")
                 continue
+            cached = chain.lookup(spec) if chain is not None else None
+            if cached is not None:
+                deadline -= cached.seconds            # as if it had run: the same time limit applies
+                results[spec.key] = cached
+                unsent.append(spec)
+                continue
+            for earlier in unsent:                    # bring the worker to the state the chain assumes
+                session.request(earlier, deadline)
+                if not session.last_clean:
+                    chain.live = False
+            unsent = []
             result, at_import = session.request(spec, deadline)
+            if chain is not None:
+                chain.record(spec, result, session.last_clean)
             if at_import and not result.ok:
                 hung[spec.role] = result.error
             results[spec.key] = result

@@ -559,7 +559,8 @@ class Sandbox:
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"   # so indices match the device nodes bound
         return env
 
-    def _rlimits(self, nproc: int | None):
+    def rlimit_list(self, nproc: int | None) -> list[tuple[int, int, int]]:
+        """(resource, soft, hard) for every rlimit a worker gets (the warm engine sends these)."""
         lim = self.limits
         wanted = [(resource.RLIMIT_CPU, lim.cpu_s, lim.cpu_s + 5),
                   (resource.RLIMIT_AS, lim.memory_bytes, lim.memory_bytes),
@@ -568,6 +569,10 @@ class Sandbox:
                   (resource.RLIMIT_CORE, 0, 0)]
         if nproc is not None:
             wanted.append((resource.RLIMIT_NPROC, nproc, nproc))
+        return wanted
+
+    def _rlimits(self, nproc: int | None):
+        wanted = self.rlimit_list(nproc)
 
         def apply():
             for res, soft, hard in wanted:
@@ -596,7 +601,9 @@ class Sandbox:
             return (self.unshare or []) + command
         return self._bwrap_args(workspace, uid) + ["--"] + command
 
-    def _bwrap_args(self, workspace: Path | None, uid: int | None) -> list[str]:
+    def _bwrap_args(self, workspace: Path | None, uid: int | None, extra_caps=()) -> list[str]:
+        """`extra_caps`: only for the warm engine's zygote (grader/worker/zygote.py), which keeps
+        CAP_SYS_ADMIN and CAP_NET_ADMIN to give each worker it forks its own namespaces."""
         lim = self.limits
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-pid",
                 "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -605,6 +612,8 @@ class Sandbox:
             # root without a user namespace: keep only what boot.enter needs to drop to `uid`
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                      "--cap-add", "CAP_SETPCAP"]
+            for cap in extra_caps:
+                args += ["--cap-add", cap]
         else:
             args += ["--unshare-user", "--disable-userns"]
         view = _View()

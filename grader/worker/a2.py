@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 
 import numpy as np
 import torch
@@ -207,11 +208,38 @@ def _param_grad(model, args, gen):
 
 @probe("model_train")
 def model_train(ctx, args, arrays):
-    """Train with the harness's loop, data, seed and budget; return validation predictions only."""
+    """Train with the harness's loop, data, seed and budget; return validation predictions only.
+
+    On a worker given a GPU the training runs there (see grader/devices.py for the deterministic
+    settings); a model that mixes devices (e.g. makes CPU tensors in forward) is trained on the
+    CPU instead, and the facts say so."""
     model, facts = build_model(ctx, args)
-    x_train = torch.from_numpy(arrays["x_train"]).float()
-    y_train = torch.from_numpy(arrays["y_train"]).long()
-    x_valid = torch.from_numpy(arrays["x_valid"]).float()
+    device = train_device()
+    if device.type == "cpu":
+        return _train(model, args, arrays, device), facts
+    try:
+        out = _train(model.to(device), args, arrays, device)
+        facts["device"] = "cuda"
+        return out, facts
+    except RuntimeError as exc:
+        if "device" not in str(exc):
+            raise
+        model, facts = build_model(ctx, args)
+        facts["device"] = f"cpu (on cuda: {str(exc).splitlines()[0][:200]})"
+        return _train(model, args, arrays, torch.device("cpu")), facts
+
+
+def train_device():
+    """cuda when this worker was given a GPU and torch can use it, else cpu."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _train(model, args, arrays, device):
+    x_train = torch.from_numpy(arrays["x_train"]).float().to(device)
+    y_train = torch.from_numpy(arrays["y_train"]).long().to(device)
+    x_valid = torch.from_numpy(arrays["x_valid"]).float().to(device)
     rng = np.random.RandomState(args["seed"])
     opt = torch.optim.Adam(model.parameters(), lr=args["lr"])
     batch, steps = args["batch"], args["steps"]
@@ -232,8 +260,8 @@ def model_train(ctx, args, arrays):
     with torch.no_grad():
         for i in range(0, len(x_valid), 100):
             preds.append(_logits(model, x_valid[i:i + 100]).argmax(1).to(torch.uint8))
-    pred = torch.cat(preds).numpy()
-    return {"pred": pred, "loss": np.nan_to_num(np.array(losses, dtype=np.float32), nan=1e9)}, facts
+    pred = torch.cat(preds).cpu().numpy()
+    return {"pred": pred, "loss": np.nan_to_num(np.array(losses, dtype=np.float32), nan=1e9)}
 
 
 @probe("process")

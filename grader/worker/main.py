@@ -42,6 +42,19 @@ class Context:
         return loaded
 
 
+def deterministic(torch) -> None:
+    """Run-to-run determinism on a GPU (see grader/devices.py); the CPU needs only one thread and
+    the probes' seeds. Must run before CUDA is first used."""
+    if not os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     answer_fd = int(argv[0])
@@ -51,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # imported before student code, so a student cannot shadow it from the workspace
 
     torch.set_num_threads(int(hello.get("threads", 1)))
+    deterministic(torch)
     workspace = Path(hello["workspace"])
     sys.path.insert(0, str(workspace))
     probes = importlib.import_module(f"{__package__}.{hello['assignment']}").PROBES

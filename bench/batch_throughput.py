@@ -1,0 +1,339 @@
+"""Throughput of grading a class: the naive way against `grader batch` with the warm engine.
+
+    python3 bench/batch_throughput.py [--profile ci] [--workers 2] [--cold-batch] [--keep DIR]
+
+Builds a class of 40 zipped submissions named like an LMS download (`<RollNo>_Assign2.zip`): the
+reference, the alternative solution, every seeded-bug mutant, notebooks, students whose files are
+the reference with their own header comment (same behaviour, different bytes, so the probe cache
+cannot answer for them), two repeated common bugs, one byte-identical resubmission, and four broken
+archives. Then, in one run on this machine (gold built first, untimed):
+
+  compute  the pure compute of the probes: each submission's probe functions called in this
+           process (no sandbox, no worker, no checks, one torch thread as in a worker), with the
+           same reuse of the reference's training as the grader;
+  naive    `grader grade` once per submission, sequentially, a fresh process each (no probe cache:
+           the status quo before the warm engine);
+  batch    `grader batch --workers W` (warm engine and probe cache, both defaults; an empty cache);
+  cold     (with --cold-batch) `grader batch --no-warm --no-cache`, the batch engine before.
+
+It prints the wall times, naive/batch, and the harness overhead of the batch: the part of its wall
+time not explained by the probes' compute spread perfectly over W workers,
+(batch - compute / W) / batch, and the same against the compute actually run in W processes at once
+on this machine (which also pays for whatever else the machine is doing). Not a test: it takes
+ten minutes or more on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from grader.examples import REFERENCE_FILES, examples_root, list_examples, materialize, to_notebook  # noqa: E402
+
+REF = PROJECT / "reference" / "a2"
+
+
+def zip_folder(folder: Path, dest: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, prefix + path.relative_to(folder).as_posix())
+    return dest
+
+
+def with_header(folder: Path, student: str) -> Path:
+    """The student's own header comment on every .py (the same behaviour, other bytes)."""
+    for path in folder.glob("*.py"):
+        path.write_text(f"# {student}: CSC321 assignment 2, my own work\n" + path.read_text())
+    return folder
+
+
+def build_class(root: Path) -> dict[str, str]:
+    """The class folder root/class; returns roll number -> what it is."""
+    cls, scratch = root / "class", root / "scratch"
+    cls.mkdir(parents=True)
+    scratch.mkdir()
+    made: dict[str, str] = {}
+    n = [0]
+
+    def roll() -> str:
+        n[0] += 1
+        return f"CS17BTECH11{n[0]:03d}"
+
+    def add_folder(folder: Path, what: str, student: str | None = None) -> str:
+        student = student or roll()
+        zip_folder(folder, cls / f"{student}_Assign2.zip", prefix=f"{student}_Assign2/")
+        made[student] = what
+        return student
+
+    def reference_copy(name: str) -> Path:
+        dest = scratch / name
+        dest.mkdir()
+        for f in REFERENCE_FILES:
+            if (REF / f).exists():
+                shutil.copyfile(REF / f, dest / f)
+        return dest
+
+    # the reference, the alternative and every mutant, once each
+    for example in list_examples("a2"):
+        rel = example.relative_to(examples_root("a2")).as_posix()
+        folder = reference_copy("reference") if rel == "reference" else materialize(example, scratch / "m")
+        if folder.is_file():                           # a mutant that is a zip already
+            student = roll()
+            shutil.copyfile(folder, cls / f"{student}_Assign2.zip")
+            made[student] = rel
+        else:
+            add_folder(folder, rel)
+    # students whose code is the reference, each with their own header: 16 scripts, 2 notebooks
+    for i in range(16):
+        student = roll()
+        add_folder(with_header(reference_copy(f"ref{i}"), student), "reference + header", student)
+    for i in range(2):
+        student = roll()
+        folder = with_header(reference_copy(f"nb{i}"), student)
+        to_notebook(folder / "colourization.py", folder / "colourization.ipynb")
+        (folder / "colourization.py").unlink()
+        add_folder(folder, "reference as a notebook + header", student)
+    # two common bugs again, other students
+    for name in ("mutants/unet_missing_skip", "mutants/hardcoded_24"):
+        student = roll()
+        folder = materialize(examples_root("a2") / name, scratch / f"again-{student}")
+        add_folder(with_header(folder, student), f"{name} + header", student)
+    # a byte-identical resubmission of one student's archive
+    first_copy = next(s for s, w in made.items() if w == "reference + header")
+    shutil.copyfile(cls / f"{first_copy}_Assign2.zip", cls / f"{first_copy}_Assign2 (1).zip")
+    made[f"{first_copy}-2"] = "resubmission, byte-identical"
+    # broken ones
+    broken = {"corrupt zip": b"PK\x03\x04 this is not a zip",
+              "empty zip": zipfile_bytes({}),
+              "wrong file names": zipfile_bytes({"my_code.py": "print('hello')\n"}),
+              "syntax error": zipfile_bytes({"colourization.py": "import torch\n\ndef f(:\n    pass\n",
+                                              "min_char_rnn.py": (REF / "min_char_rnn.py").read_text()})}
+    for what, data in broken.items():
+        student = roll()
+        (cls / f"{student}_Assign2.zip").write_bytes(data)
+        made[student] = f"broken: {what}"
+    return made
+
+
+def zipfile_bytes(files: dict) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+
+_COMPUTE: dict = {}
+
+
+def _setup(profile_name: str):
+    """Per process: one torch thread (as in a worker), the gold and the plan."""
+    if "specs" not in _COMPUTE:
+        import torch
+
+        from grader import gold as goldmod
+        from grader import rubric as rubricmod
+        from grader.reuse import reference_stands
+
+        torch.set_num_threads(1)
+        rubric = rubricmod.load("a2")
+        profile = rubric.profile(profile_name)
+        gold = goldmod.ensure(rubric, profile, None)
+        plan = rubric.plan_module()
+        groups = sorted({g for item in rubric.auto_items() for g in item.probes})
+        _COMPUTE["specs"] = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
+        _COMPUTE["reuse"] = reference_stands(gold.outputs)
+    return _COMPUTE["specs"], _COMPUTE["reuse"]
+
+
+def _warm(profile_name: str) -> None:
+    _setup(profile_name)
+    time.sleep(0.5)                           # so that each pool process gets one of these
+
+
+def compute_one(path: str, profile_name: str) -> float:
+    """Seconds of one submission's probe functions, called in this process (no sandbox, no worker,
+    no checks), with the grader's reuse of the reference's training."""
+    from grader.intake import load_submission
+    from grader.records import ProbeResult
+    from grader.worker.a2 import PROBES
+    from grader.worker.main import Context
+
+    specs, reuse = _setup(profile_name)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        sub = load_submission(Path(path), Path(tmp) / "ws")
+        if sub.error:
+            return 0.0
+        ctx = Context(sub.workspace, {r: p.name for r, p in sub.modules.items()})
+        sys.path.insert(0, str(sub.workspace))
+        started = time.perf_counter()
+        results: dict = {}
+        for spec in specs:
+            if spec.role not in sub.modules:
+                continue
+            reused = reuse(spec, results) if spec.reuse_if else None
+            if reused is not None:
+                results[spec.key] = reused
+                continue
+            try:
+                out, meta = PROBES[spec.probe](ctx, spec.args, spec.arrays)
+                results[spec.key] = ProbeResult(spec.key, True, out, meta)
+            except BaseException as exc:  # noqa: BLE001 - the student's error, as in a worker
+                results[spec.key] = ProbeResult(spec.key, False, error=str(exc))
+        seconds = time.perf_counter() - started
+        sys.path.remove(str(sub.workspace))
+    return seconds
+
+
+def pure_compute(cls: Path, profile_name: str) -> tuple[float, dict]:
+    """Sequential, in this process: the sum of every submission's probe compute."""
+    per = {p.name: compute_one(str(p), profile_name) for p in sorted(cls.iterdir())}
+    return sum(per.values()), per
+
+
+def parallel_compute(cls: Path, profile_name: str, workers: int) -> float:
+    """Wall time of the same probe compute spread over `workers` processes (a pool that hands out
+    submissions one at a time, longest-first unknown): what a harness with no overhead at all
+    would take on this machine, under the same load."""
+    import concurrent.futures as futures
+    import multiprocessing
+
+    paths = [str(p) for p in sorted(cls.iterdir())]
+    ctx = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        list(pool.map(_warm, [profile_name] * workers))           # start every process first
+        started = time.monotonic()
+        list(pool.map(compute_one, paths, [profile_name] * len(paths)))
+        return time.monotonic() - started
+
+
+def timed(argv: list[str], env: dict, log: Path) -> tuple[float, int]:
+    started = time.monotonic()
+    with open(log, "a") as fh:
+        code = subprocess.run(argv, cwd=PROJECT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    return time.monotonic() - started, code
+
+
+def scores(folder: Path) -> dict[str, tuple[str, float]]:
+    out = {}
+    for path in sorted(folder.glob("*/result.json")):
+        doc = json.loads(path.read_text())
+        out[path.parent.name] = (doc["status"], doc["auto_score"])
+    return out
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--cold-batch", action="store_true", help="also time `grader batch --no-warm --no-cache`")
+    ap.add_argument("--keep", help="keep the class and the outputs in this folder")
+    args = ap.parse_args()
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    if root.exists() and any(root.iterdir()):
+        sys.exit(f"{root} is not empty")
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GRADER_CACHE=str(root / "cache"), PYTHONPATH=str(PROJECT))
+    os.environ.update(GRADER_CACHE=env["GRADER_CACHE"])
+    python = sys.executable
+    log = root / "bench.log"
+    made = build_class(root)
+    cls = root / "class"
+    print(f"class: {len(made)} submissions in {cls}; machine: {os.cpu_count()} CPUs, load {loadavg()}", flush=True)
+
+    took, code = timed([python, "-m", "grader.cli", "gold", "--assignment", "a2", "--profile", args.profile],
+                       env, log)
+    print(f"gold built in {took:.0f} s (untimed below)", flush=True)
+
+    compute, per = pure_compute(cls, args.profile)
+    print(f"compute: {compute:.1f} s of probe functions in-process (all {len(per)} submissions, sequential)",
+          flush=True)
+    compute_par = parallel_compute(cls, args.profile, args.workers)
+    print(f"compute: {compute_par:.1f} s wall in {args.workers} processes (load {loadavg()})", flush=True)
+
+    probe_cache = root / "probe-cache"
+    batch_env = dict(env, GRADER_PROBE_CACHE=str(probe_cache))
+    load_before = loadavg()
+    batch_s, code = timed([python, "-m", "grader.cli", "batch", str(cls), "--out", str(root / "batch"),
+                           "--profile", args.profile, "--workers", str(args.workers)], batch_env, log)
+    print(f"batch (warm engine, {args.workers} workers): {batch_s:.1f} s (exit {code}; load {load_before} -> {loadavg()})",
+          flush=True)
+
+    cold_s = None
+    if args.cold_batch:
+        cold_s, code = timed([python, "-m", "grader.cli", "batch", str(cls), "--out", str(root / "cold"),
+                              "--profile", args.profile, "--workers", str(args.workers), "--no-warm",
+                              "--no-cache"], env, log)
+        print(f"batch --no-warm --no-cache: {cold_s:.1f} s (exit {code})", flush=True)
+
+    load_before = loadavg()
+    naive_s = 0.0
+    for path in sorted(cls.iterdir()):
+        took, code = timed([python, "-m", "grader.cli", "grade", str(path), "--profile", args.profile,
+                            "--out", str(root / "naive" / path.name), "--no-cache"], env, log)
+        naive_s += took
+    print(f"naive (`grader grade` x {len(made)}, sequential): {naive_s:.1f} s (load {load_before} -> {loadavg()})",
+          flush=True)
+
+    batch_scores = scores(root / "batch")
+    source_of = {s["source"]: s["student"] for s in json.loads((root / "batch" / "batch.json").read_text())["students"]}
+    naive_scores = {}
+    for path in sorted((root / "naive").glob("*/result.json")):
+        doc = json.loads(path.read_text())
+        naive_scores[source_of.get(path.parent.name, path.parent.name)] = (doc["status"], doc["auto_score"])
+    differ = {s: (naive_scores.get(s), batch_scores.get(s)) for s in set(naive_scores) | set(batch_scores)
+              if naive_scores.get(s) != batch_scores.get(s)}
+
+    ideal = compute / args.workers
+    overhead = (batch_s - ideal) / batch_s
+    overhead_par = (batch_s - compute_par) / batch_s
+    print()
+    print(f"submissions                     {len(made)}")
+    print(f"naive, sequential               {naive_s:8.1f} s  ({naive_s / len(made):.1f} s per submission)")
+    print(f"batch, warm engine              {batch_s:8.1f} s  ({batch_s / len(made):.2f} s per submission)")
+    if cold_s is not None:
+        print(f"batch, --no-warm --no-cache     {cold_s:8.1f} s")
+    print(f"ratio naive / batch             {naive_s / batch_s:8.2f} x   (target >= 4)")
+    print(f"probe compute, in-process       {compute:8.1f} s  (/ {args.workers} workers = {ideal:.1f} s)")
+    print(f"  ... in {args.workers} processes at once   {compute_par:8.1f} s wall")
+    print(f"harness overhead of the batch   {overhead * 100:8.1f} %   (batch - compute/{args.workers}, of the batch; "
+          f"target <= 25%)")
+    print(f"  ... against the parallel run  {overhead_par * 100:8.1f} %   (batch - parallel compute, of the batch)")
+    print(f"scores naive vs batch           {'identical' if not differ else f'DIFFER: {differ}'}")
+    (root / "bench.json").write_text(json.dumps({
+        "submissions": len(made), "naive_s": naive_s, "batch_s": batch_s, "cold_batch_s": cold_s,
+        "compute_s": compute, "compute_parallel_s": compute_par, "workers": args.workers,
+        "ratio": naive_s / batch_s, "overhead": overhead, "overhead_vs_parallel": overhead_par,
+        "scores_differ": {k: [list(a) if a else None, list(b) if b else None] for k, (a, b) in differ.items()},
+        "per_submission_compute": per, "class": made}, indent=1, default=str))
+    print(f"details: {root / 'bench.json'}; log: {log}")
+    if not args.keep:
+        shutil.rmtree(root / "class", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
