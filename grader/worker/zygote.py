@@ -36,6 +36,7 @@ import ctypes
 import errno
 import fcntl
 import importlib
+import io
 import json
 import os
 import select
@@ -395,6 +396,12 @@ def _worker(msg: dict, stdin_r: int, answers_w: int, ready_w: int) -> int:
         _fail(why)
     if "numpy" in sys.modules:         # a fresh process draws a fresh seed; so does each worker
         sys.modules["numpy"].random.seed()
+    # Unbuffered output, as `python -u` gives a cold worker: what the student's code prints reaches
+    # the trusted side even when the worker is killed a moment later (a timeout, a limit).
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True,
+                                  errors="backslashreplace")
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True,
+                                  errors="backslashreplace")
     os.write(ready, b"k")
     os.close(ready)
     from .main import main
