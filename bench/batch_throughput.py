@@ -1,6 +1,6 @@
 """Throughput of grading a class: the naive way against `grader batch` with the warm engine.
 
-    python3 bench/batch_throughput.py [--profile ci] [--workers 2] [--cold-batch] [--keep DIR]
+    python3 bench/batch_throughput.py [--profile ci] [--workers 2] [--cold-batch] [--baseline REV] [--keep DIR]
 
 Builds a class of 40 zipped submissions named like an LMS download (`<RollNo>_Assign2.zip`): the
 reference, the alternative solution, every seeded-bug mutant, notebooks, students whose files are
@@ -14,7 +14,8 @@ archives. Then, in one run on this machine (gold built first, untimed):
   naive    `grader grade` once per submission, sequentially, a fresh process each (no probe cache:
            the status quo before the warm engine);
   batch    `grader batch --workers W` (warm engine and probe cache, both defaults; an empty cache);
-  cold     (with --cold-batch) `grader batch --no-warm --no-cache`, the batch engine before.
+  cold     (with --cold-batch) `grader batch --no-warm --no-cache`, the batch engine before;
+  baseline (with --baseline REV) the naive way again, with the grader of git revision REV.
 
 It prints the wall times, naive/batch, and the harness overhead of the batch: the part of its wall
 time not explained by the probes' compute spread perfectly over W workers,
@@ -250,6 +251,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--cold-batch", action="store_true", help="also time `grader batch --no-warm --no-cache`")
     ap.add_argument("--keep", help="keep the class and the outputs in this folder")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also time the naive way with the grader of git revision REV (e.g. the commit "
+                         "this work started from), exported with `git archive`")
     args = ap.parse_args()
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-throughput-"))
@@ -298,6 +302,28 @@ def main() -> int:
     print(f"naive (`grader grade` x {len(made)}, sequential): {naive_s:.1f} s (load {load_before} -> {loadavg()})",
           flush=True)
 
+    base_s = None
+    if args.baseline:
+        base = root / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "-C", str(PROJECT), "archive", args.baseline], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+        base_env = dict(os.environ, GRADER_CACHE=str(root / "cache-baseline"), PYTHONPATH=str(base),
+                        PYTHONDONTWRITEBYTECODE="1")
+        subprocess.run([python, "-m", "grader.cli", "gold", "--assignment", "a2", "--profile", args.profile],
+                       cwd=base, env=base_env, capture_output=True)
+        load_before = loadavg()
+        base_s = 0.0
+        for path in sorted(cls.iterdir()):
+            started = time.monotonic()
+            with open(log, "a") as fh:
+                subprocess.run([python, "-m", "grader.cli", "grade", str(path), "--profile", args.profile, "--out",
+                                str(root / "naive-baseline" / path.name)], cwd=base, env=base_env, stdout=fh,
+                               stderr=subprocess.STDOUT)
+            base_s += time.monotonic() - started
+        print(f"naive with the grader at {args.baseline}: {base_s:.1f} s (load {load_before} -> {loadavg()})",
+              flush=True)
+
     batch_scores = scores(root / "batch")
     source_of = {s["source"]: s["student"] for s in json.loads((root / "batch" / "batch.json").read_text())["students"]}
     naive_scores = {}
@@ -316,7 +342,11 @@ def main() -> int:
     print(f"batch, warm engine              {batch_s:8.1f} s  ({batch_s / len(made):.2f} s per submission)")
     if cold_s is not None:
         print(f"batch, --no-warm --no-cache     {cold_s:8.1f} s")
+    if base_s is not None:
+        print(f"naive, grader at {args.baseline[:10]:<10}     {base_s:8.1f} s  ({base_s / len(made):.1f} s per submission)")
     print(f"ratio naive / batch             {naive_s / batch_s:8.2f} x   (target >= 4)")
+    if base_s is not None:
+        print(f"ratio naive at {args.baseline[:10]:<10} / batch {base_s / batch_s:6.2f} x")
     print(f"probe compute, in-process       {compute:8.1f} s  (/ {args.workers} workers = {ideal:.1f} s)")
     print(f"  ... in {args.workers} processes at once   {compute_par:8.1f} s wall")
     print(f"harness overhead of the batch   {overhead * 100:8.1f} %   (batch - compute/{args.workers}, of the batch; "
@@ -325,6 +355,7 @@ def main() -> int:
     print(f"scores naive vs batch           {'identical' if not differ else f'DIFFER: {differ}'}")
     (root / "bench.json").write_text(json.dumps({
         "submissions": len(made), "naive_s": naive_s, "batch_s": batch_s, "cold_batch_s": cold_s,
+        "baseline": args.baseline, "naive_baseline_s": base_s,
         "compute_s": compute, "compute_parallel_s": compute_par, "workers": args.workers,
         "ratio": naive_s / batch_s, "overhead": overhead, "overhead_vs_parallel": overhead_par,
         "scores_differ": {k: [list(a) if a else None, list(b) if b else None] for k, (a, b) in differ.items()},

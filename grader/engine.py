@@ -158,6 +158,7 @@ class ForkServer:
             raise EngineUnavailable(f"the warm engine needs the isolated sandbox (this one is {sandbox.mode})")
         self.sandbox = sandbox
         self.preload = PRELOAD + [f"{RUNTIME_PACKAGE}.{a}" for a in assignments]
+        self.freeze = True
         self.own_root = ws_root is None
         self.ws_root = Path(ws_root) if ws_root else Path(tempfile.mkdtemp(prefix="grader-ws-"))
         os.chmod(self.ws_root, 0o700)
@@ -203,7 +204,7 @@ class ForkServer:
     def _keeper(self) -> None:
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            config = json.dumps({"preload": self.preload})
+            config = json.dumps({"preload": self.preload, "freeze": self.freeze})
             boot = (f"import sys; sys.path.insert(0, {str(runtime_dir())!r}); "
                     f"from {RUNTIME_PACKAGE}.boot import enter; enter(None, None, False, None); "
                     f"from {RUNTIME_PACKAGE}.zygote import serve; "

@@ -114,6 +114,11 @@ def serve(control_fd: int, config_json: str) -> int:
         except Exception:  # noqa: BLE001 - "?name": optional; anything else stops the zygote
             if not name.startswith("?"):
                 raise
+    if config.get("freeze", True):
+        import gc
+
+        gc.collect()
+        gc.freeze()      # the preloaded objects: never scanned again, so forks share their pages
     sock = socket.socket(fileno=control_fd)
     children: dict[int, int] = {}
     threads = _threads()
