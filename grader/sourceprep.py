@@ -18,6 +18,8 @@ What is kept at the top level (anything else is skipped and listed in `Prepared.
 - docstrings and other bare constants, `pass`, `global`;
 - `try:` and `if` blocks whose parts are all themselves keepable (`try: import cPickle ...`);
 - except `if __name__ == "__main__":`, which is always dropped: it is the script's entry point.
+Comments are removed everywhere (`blank_comments`; lines stay in place), so that files differing only
+in their comments prepare to the same bytes.
 A kept statement that uses a name only a skipped statement defines (`chars = list(set(data))` after
 `data = open(...).read()` was skipped) is skipped too, so the module imports without a NameError.
 
@@ -683,6 +685,7 @@ def prepare(source: str, filename: str, *, where: Callable[[int], str] | None = 
         text, line_map, skipped = _rewrite(source, tree)
     except RecursionError:
         return Prepared("", error=f"{filename} is nested too deeply to be prepared")
+    text = blank_comments(text)
     try:
         compile(text, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -692,6 +695,33 @@ def prepare(source: str, filename: str, *, where: Callable[[int], str] | None = 
     except (RecursionError, MemoryError, ValueError) as exc:
         return Prepared("", skipped, f"{filename} could not be compiled ({type(exc).__name__})", repairs)
     return Prepared(text, skipped, None, repairs, line_map)
+
+
+_KEPT_COMMENTS = (NOTEBOOK_MARKER, "# [grader] ")
+
+
+def blank_comments(text: str) -> str:
+    """`text` with every comment removed (and the spaces before it), each line kept in its place.
+
+    Comments cannot change what a module does, so two students whose files differ only in their
+    comments (a name and roll number at the top, notes in the margin) get byte-identical prepared
+    modules, and the probe cache (probecache.py, keyed by the workspace's bytes) answers the second
+    from the first. Line numbers are unchanged, so tracebacks still point at the student's lines.
+    The grader's own markers (notebook cells, skipped statements) stay. Text that cannot be
+    tokenized is returned unchanged."""
+    cuts: dict[int, int] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT and not tok.string.startswith(_KEPT_COMMENTS):
+                cuts[tok.start[0]] = tok.start[1]
+    except (tokenize.TokenError, SyntaxError):
+        return text
+    if not cuts:
+        return text
+    lines = text.split("\n")
+    for lineno, col in cuts.items():
+        lines[lineno - 1] = lines[lineno - 1][:col].rstrip()
+    return "\n".join(lines)
 
 
 def _rewrite(source: str, tree: ast.Module) -> tuple[str, list[int], list[Skipped]]:

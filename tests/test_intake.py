@@ -500,3 +500,19 @@ def test_a_name_stored_twice_uses_the_later_copy(tmp_path):
 ])
 def test_student_id_from_name(filename, expected):
     assert student_id_from_name(filename) == expected
+
+
+def test_submissions_differing_only_in_comments_give_byte_identical_workspaces(tmp_path):
+    """What lets the probe cache (keyed by the workspace's bytes) answer the second student."""
+    mine = "# Student 1, roll CS17B001\n" + COLOURIZATION.replace("super().__init__()",
+                                                                  "super().__init__()  # required")
+    theirs = "# Student 2 (roll CS17B002): all my own work\n" + COLOURIZATION
+    a = load_submission(write_zip(tmp_path / "a.zip", {"a/colourization.py": mine, "a/min_char_rnn.py": RNN}),
+                        tmp_path / "wa")
+    b = load_submission(write_zip(tmp_path / "b.zip", {"colourization.py": theirs, "min_char_rnn.py": RNN}),
+                        tmp_path / "wb")
+    assert not a.error and not b.error
+    files = sorted(p.name for p in a.workspace.iterdir())
+    assert files == sorted(p.name for p in b.workspace.iterdir()) and "colourization.py" in files
+    for name in files:
+        assert (a.workspace / name).read_bytes() == (b.workspace / name).read_bytes(), name

@@ -280,3 +280,37 @@ def test_a_class_body_that_uses_a_skipped_name_is_skipped_with_its_reason():
     prepared = prepare(text, "m.py")
     assert [s.text for s in prepared.skipped] == ["colours = open('colours.npy').read()", "class Config:"]
     assert "`colours`" in prepared.skipped[1].reason
+
+
+def test_comments_are_removed_and_every_line_stays_in_place():
+    text = src('''
+        # Jane Doe, 1001234567: my own work
+        import numpy as np  # numerics
+        URL = "http://example.org/#anchor"   # a '#' inside a string is not a comment
+        def f(x):
+            # the docstring below is code, not a comment
+            """Doubles # x."""
+            return 2 * x  # twice
+        ''')
+    prepared = prepare(text, "mine.py")
+    lines = prepared.source.split("\n")
+    assert "#" not in prepared.source.replace("/#anchor", "").replace("Doubles # x", "")
+    assert lines[2] == 'URL = "http://example.org/#anchor"'
+    assert lines[5].strip() == '"""Doubles # x."""' and lines[6] == "    return 2 * x"
+    assert len(lines) == len(text.split("\n"))
+    assert run_module(prepared.source)["f"](3) == 6
+
+
+def test_files_that_differ_only_in_comments_prepare_to_the_same_bytes():
+    body = "import numpy as np\n\ndef f(x):\n    return np.tanh(x)\n"
+    a = prepare("# student A, roll 17\n" + body.replace("(x)\n", "(x)  # squash\n"), "a.py").source
+    b = prepare("# -*- coding: utf-8 -*-\n" + body, "b.py").source
+    assert a == b
+    assert prepare("\n" + body, "c.py").source == a
+    assert prepare(body, "d.py").source != a        # a line fewer: other line numbers, other bytes
+
+
+def test_the_graders_own_markers_stay():
+    text = "# %% [cell 3]\nx = 1\ntrain()\n"
+    prepared = prepare(text, "nb.py").source
+    assert prepared.startswith("# %% [cell 3]\n") and "# [grader] skipped: train()" in prepared
