@@ -49,14 +49,22 @@ def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None) -
     return results
 
 
+def checks_env(extra: dict | None = None) -> dict:
+    """The environment of a checks run, cold or in the warm check server: this process's, with
+    the cold settings, and `grader` pinned to this very checkout, not whatever `grader` another
+    install or checkout (an editable install elsewhere, a stale one) would give."""
+    path = os.pathsep.join([str(PROJECT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env = dict(os.environ)
+    env.update(COLD_ENV)
+    env.update(extra or {})
+    env["PYTHONPATH"] = path
+    return env
+
+
 def cold_pytest(args: list[str], env: dict, cwd: Path, timeout: float) -> tuple[str, bool]:
     """A fresh `python -m pytest` in `cwd`: (the tail of its output, whether it finished in time)."""
     try:
-        # The checks import this very grader, not whatever `grader` another install or checkout
-        # (an editable install elsewhere) would give.
-        path = os.pathsep.join([str(PROJECT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd,
-                              env=dict(os.environ, **env, PYTHONPATH=path),
+        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=checks_env(env),
                               capture_output=True, text=True, timeout=timeout)
         return proc.stdout[-4000:] + proc.stderr[-4000:], True
     except subprocess.TimeoutExpired:

@@ -407,13 +407,13 @@ class CheckServer:
         code = (f"p = {path!r}; exec(compile(open(p).read(), p, 'exec'), "
                 f"{{'__name__': '__checkserver__', '__file__': p}})")
         # cwd and environment as for a cold `python -m pytest` run in the checks folder
-        from .checks import COLD_ENV
+        from .checks import checks_env
 
         collect = ["-c", str(Path(self.cwd) / "pytest.ini"), "--rootdir", self.cwd,
                    *sorted(str(p) for p in Path(self.cwd).glob("test_*.py"))]
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), json.dumps(CHECK_PRELOAD), json.dumps(collect)],
-            cwd=self.cwd, env=dict(os.environ, **COLD_ENV), pass_fds=(theirs.fileno(),),
+            cwd=self.cwd, env=checks_env(), pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         theirs.close()

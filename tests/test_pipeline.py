@@ -83,3 +83,25 @@ def test_missing_submission_file_is_the_students_error(tmp_path):
     assert report.errors and "notes.txt" in report.errors[0] and ".py" in report.errors[0]
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert validate_result(result) == []
+
+
+def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_path(
+        reference_result, tmp_path, monkeypatch):
+    """The checks import `grader`; another install (an editable one of an old checkout, say) on
+    PYTHONPATH must not be the one they get, in the warm check server as in a cold run."""
+    from types import SimpleNamespace
+
+    from grader.engine import CheckServer
+
+    stale = tmp_path / "stale" / "grader"
+    stale.mkdir(parents=True)
+    (stale / "__init__.py").write_text("raise ImportError('a stale grader was imported')\n")
+    monkeypatch.setenv("PYTHONPATH", str(stale.parent))
+    server = CheckServer(rubricmod.load("a2").checks_dir).start()
+    try:
+        grade(REFERENCE, Options(student="reference"), tmp_path / "out",
+              engine=SimpleNamespace(cache=None, checks=server))
+    finally:
+        server.close()
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["auto_score"] == 16, [i["feedback"] for i in result["items"] if i["status"] == "error"][:1]
