@@ -50,6 +50,7 @@ from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, studen
 from .locate import role_of_name
 from .pipeline import Options, grade, sandbox_for
 from .records import GradeReport
+from .slots import SlotPool
 from .scoring import error_scores
 
 WORK = ".work"
@@ -378,9 +379,17 @@ def grade_submission(source: Path, opts: Options, sandbox, engine, folder: Path,
     grader-fault flag. Runs wherever the submission is graded (here, or in a Ray task); returns
     the report and the batch info to merge ({"grader_fault", "picture"..., "traceback"})."""
     info: dict = {}
+
+    def keep(results, gold):
+        info.update(write_picture(results, gold, folder))
+        # Where the answers came from: how much work the probe cache and the reuse of the
+        # reference's training saved (the benchmark reads this; TAs can too).
+        info["probes"] = {"run": sum(not r.cached and not r.meta.get("reused_reference") for r in results.values()),
+                          "from_cache": sum(r.cached for r in results.values()),
+                          "reference_training": sum(bool(r.meta.get("reused_reference")) for r in results.values())}
+
     try:
-        report = grade(source, opts, None, sandbox, log=log, engine=engine,
-                       keep=lambda results, gold: info.update(write_picture(results, gold, folder)))
+        report = grade(source, opts, None, sandbox, log=log, engine=engine, keep=keep)
         # Probes that failed on our side, or checks that could not run (e.g. interrupted by a
         # Ctrl-C that reached them): not this student's result; retried by the next run.
         if any(e.startswith(GRADER_FAULT) for e in report.errors) or (
@@ -653,10 +662,14 @@ class Batch:
 
     def _pool(self, todo: list[Entry], workers: int, sandboxes: list, outcomes: dict, engine=None) -> bool:
         """Grade `todo`; False if interrupted (finished students are kept for the next run).
-        `sandboxes`: one per worker slot (each slot's GPU); a job takes a free slot."""
-        pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grade")
+        `sandboxes`: one per worker slot (each slot's GPU). Interchangeable slots are pooled
+        (grader/slots.py): twice as many grading threads as slots, each holding a slot only while
+        its worker runs. Otherwise a job takes a free slot for its whole submission."""
+        slots = SlotPool(sandboxes) if SlotPool.poolable(sandboxes) else None
+        threads = 2 * len(sandboxes) if slots is not None else workers
+        pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grade")
         free: queue.Queue = queue.Queue()
-        for sandbox in sandboxes:
+        for sandbox in ([slots] * threads if slots is not None else sandboxes):
             free.put(sandbox)
 
         def job(entry: Entry) -> Outcome:

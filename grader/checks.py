@@ -15,6 +15,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 COLD_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
+# pytest's own plugins that watch for exceptions in threads and destructors: each run ends with
+# several gc.collect() passes (a quarter of a warm checks run) for warnings nobody reads here.
+QUIET_PLUGINS = ["-p", "no:unraisableexception", "-p", "no:threadexception"]
+
+
 def pytest_args(checks_dir: Path, report: Path, names: list[str]) -> list[str]:
     """The arguments of the one pytest run that scores a submission (after `python -m pytest`).
     Only the report plugin is loaded (PYTEST_DISABLE_PLUGIN_AUTOLOAD): whatever other pytest
@@ -22,7 +27,7 @@ def pytest_args(checks_dir: Path, report: Path, names: list[str]) -> list[str]:
     return ["-q", "-c", str(checks_dir / "pytest.ini"), "-p", "pytest_jsonreport.plugin",
             "--rootdir", str(checks_dir), "--json-report", f"--json-report-file={report}",
             "--json-report-omit", "collectors", "keywords", "streams", "log", "warnings",
-            "-p", "no:randomly", *[str(checks_dir / n) for n in sorted(set(names))]]
+            "-p", "no:randomly", *QUIET_PLUGINS, *[str(checks_dir / n) for n in sorted(set(names))]]
 
 
 def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None) -> dict[str, CheckResult]:

@@ -140,7 +140,7 @@ class ProbeCache:
                         type(a) is not np.ndarray or a.dtype.kind not in ALLOWED_KINDS for a in arrays.values()):
                     return None
             result = ProbeResult(head["key"], bool(head["ok"]), arrays, dict(head.get("meta") or {}),
-                                 head.get("error"), "student", float(head.get("seconds", 0.0)))
+                                 head.get("error"), "student", float(head.get("seconds", 0.0)), cached=True)
             os.utime(head_path)                       # recently used: pruned last
             return result
         except (OSError, ValueError, KeyError, TypeError):

@@ -21,6 +21,7 @@ import numpy as np
 
 from .records import ProbeResult
 from .sandbox import Limits, Sandbox, WorkerProcess
+from .slots import SlotPool
 from .worker import protocol
 
 STARTUP_S = 120.0   # importing torch in a cold worker can take a while on a loaded machine
@@ -59,13 +60,21 @@ class WorkerSession:
 
     def __init__(self, sandbox: Sandbox, workspace: Path, modules: dict[str, str], assignment: str):
         self.sandbox, self.workspace, self.modules, self.assignment = sandbox, workspace, modules, assignment
+        # A SlotPool (a batch's shared compute slots): a slot is held from the first launch to close().
+        self.pool = sandbox if isinstance(sandbox, SlotPool) else None
+        self.slot = None
         self.proc: WorkerProcess | None = None
         self.reader: _Reader | None = None
         self.outputs: list[str] = []
         self.last_clean = False       # the last answer came whole from a worker that was kept
 
     def _start(self) -> str | None:
-        self.proc = self.sandbox.launch(self.workspace)
+        if self.pool is None:
+            self.proc = self.sandbox.launch(self.workspace)
+        else:
+            if self.slot is None:
+                self.slot = self.pool.acquire()
+            self.proc = self.slot.launch(self.workspace)
         self.reader = _Reader(self.proc.answers, self.sandbox.limits.answer_bytes)
         nonce = secrets.token_hex(8)
         hello = {"nonce": nonce, "assignment": self.assignment, "workspace": str(self.workspace),
@@ -100,6 +109,9 @@ class WorkerSession:
     def close(self) -> None:
         if self.proc:
             self._stop("done")
+        if self.slot is not None:
+            self.pool.release(self.slot)
+            self.slot = None
 
     def request(self, spec: ProbeSpec, deadline: float) -> tuple[ProbeResult, bool]:
         """Run one probe. Returns the result and whether the failure happened while importing."""

@@ -43,6 +43,7 @@ class ProbeResult:
     error: str | None = None                      # what went wrong, for the student
     fault: str = "student"                        # "student" (their code) or "grader" (ours)
     seconds: float = 0.0
+    cached: bool = False                          # answered by the trusted side's probe cache
 
 
 @dataclass

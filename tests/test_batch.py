@@ -268,12 +268,15 @@ def test_progress_on_a_terminal_and_in_a_log():
 # --------------------------------------------------------------------------------------------------
 
 def small_class(cls: Path) -> None:
-    """Fast errors around one submission that takes a few seconds (it hangs when imported)."""
+    """Fast errors around two submissions that take a few seconds each (they hang when imported).
+    With one worker slot, the second slow one cannot start before the first is done (the fast ones
+    need no worker and are graded meanwhile)."""
     cls.mkdir(parents=True)
     for i in (1, 2):
         write_zip(cls / f"CS17BTECH1100{i}_Assign2.zip", {})
-    write_zip(cls / "CS17BTECH11003_Assign2.zip",
-              {"colourization.py": (REFERENCE / "colourization.py").read_text() + SLEEP_AT_IMPORT})
+    for i in (3, 6):
+        write_zip(cls / f"CS17BTECH1100{i}_Assign2.zip",
+                  {"colourization.py": (REFERENCE / "colourization.py").read_text() + SLEEP_AT_IMPORT})
     for i in (4, 5):
         (cls / f"CS17BTECH1100{i}_Assign2.zip").write_bytes(b"not a zip")
 
@@ -315,7 +318,7 @@ def test_killed_batch_resumes_to_the_same_gradebook(tmp_path, small):
     proc.communicate(timeout=30)
     assert not (out / "grades.csv").exists()
     assert not (out / "CS17BTECH11003" / "result.json").exists()     # killed while being graded
-    assert not (out / "CS17BTECH11005" / "result.json").exists()
+    assert not (out / "CS17BTECH11006" / "result.json").exists()     # waiting for the one worker slot
     kept = first.stat().st_mtime_ns
 
     resumed = run_batch(cls, "--out", out, *KILL_ARGS)

@@ -27,6 +27,7 @@ from grader.engine import Engine, ForkServer, WarmSandbox
 from grader.probecache import ProbeCache, workspace_digest
 from grader.probing import run_plan
 from grader.sandbox import Limits, Sandbox, processes_of_uid, project_paths
+from grader.slots import SlotPool
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 isolated = pytest.mark.skipif(not ts.ISOLATED, reason="the warm engine needs root and bubblewrap")
@@ -259,6 +260,32 @@ def test_probe_cache_reuses_answers_for_the_same_content_only(server, tmp_path):
 
 
 @isolated
+def test_a_slot_is_held_only_while_a_worker_runs(server, tmp_path):
+    """grader/slots.py: a batch's grading threads share the worker slots; a submission answered
+    entirely by the probe cache runs no worker, so it is graded even while every slot is busy."""
+    import concurrent.futures
+
+    cache = ProbeCache(tmp_path / "cache")
+    pool = SlotPool([WarmSandbox(Sandbox(quiet=True), server)])
+    first = _plan(ts.student(in_root(server)), [ts.spec("a")], pool, cache)
+    assert first["a"].ok and not first["a"].cached
+    held = pool.acquire()                                   # the only slot is back, and now busy
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            again = ex.submit(_plan, ts.student(in_root(server, "copy")), [ts.spec("a")], pool, cache)
+            assert again.result(timeout=60)["a"].cached
+            blocked = ex.submit(_plan, ts.student(in_root(server, "other"), "X = 2\n"), [ts.spec("a")], pool, cache)
+            with pytest.raises(concurrent.futures.TimeoutError):
+                blocked.result(timeout=2)                   # a real worker must wait for the slot
+            pool.release(held)
+            held = None
+            assert blocked.result(timeout=60)["a"].ok
+    finally:
+        if held is not None:
+            pool.release(held)
+
+
+@isolated
 def test_probe_cache_never_keeps_a_timeout_nor_what_follows_it(server, tmp_path):
     cache = ProbeCache(tmp_path / "cache")
     ws = ts.student(in_root(server), """
@@ -377,6 +404,7 @@ def results(out: Path) -> dict:
     for path in sorted(out.glob("*/result.json")):
         doc = json.loads(path.read_text())
         doc.pop("execution_time")
+        doc.get("batch", {}).pop("probes", None)     # where answers came from: the cache's business
         docs[path.parent.name] = doc
     return docs
 

@@ -186,6 +186,7 @@ def test_gpu_is_only_what_it_is_given(tmp_path):
     unless a GPU is given and exists."""
     box = Sandbox(gpu="", quiet=True)
     assert box.env(tmp_path)["CUDA_VISIBLE_DEVICES"] == ""
+    assert box.env(tmp_path)["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)     # see sandbox.MALLOC_ENV
     assert Sandbox(gpu="1", quiet=True).env(tmp_path)["CUDA_VISIBLE_DEVICES"] == "1"
     assert gpu_device_nodes("") == []
     if box.mode != "basic":
@@ -459,7 +460,8 @@ def test_proc_shows_nothing_of_the_grader_and_env_is_scrubbed(recon):
     assert env.pop("PWD", "/") in ("/", str(recon["ws"]))      # bubblewrap sets it
     assert set(env) <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONHASHSEED", "USER",
                                    "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS", "LOGNAME",
-                                   "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"}
+                                   "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+                                   "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
     assert fails(seen, "proc_1_environ")             # pid 1 is the sandbox's, and not ours to read
     assert fails(seen, "proc_grader") or "pytest" not in seen["proc_grader"][1]
     assert max(eval(seen["proc_pids"][1])) < 100     # a fresh pid namespace: only its own few

@@ -254,7 +254,7 @@ def _train(model, args, arrays, device):
         loss = F.cross_entropy(_logits(model, x_train[idx]), y_train[idx])  # [B,NC,H,W] vs [B,H,W]
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     preds = []
     with torch.no_grad():
