@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from classkit import zip_bytes
 from grader.intake import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
 from grader.locate import FileEntry, locate, role_of_name
 from grader.sourceprep import MISSING_HELPER
@@ -64,14 +65,6 @@ def write_zip(path: Path, files: dict, compression=zipfile.ZIP_DEFLATED) -> Path
             else:
                 zf.writestr(name, content)
     return path
-
-
-def zip_bytes(files: dict) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return buf.getvalue()
 
 
 def snapshot(root: Path) -> set[str]:
