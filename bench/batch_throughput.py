@@ -6,12 +6,13 @@
 Builds a class of 40 zipped submissions named like an LMS download (`<RollNo>_Assign2.zip`): the
 reference, the alternative solution, every seeded-bug mutant, notebooks, students whose files are
 the reference with their own header comment (other bytes, but comments are dropped when modules
-are prepared, so the probe cache answers all but the first of them; --no-cache-batch times the engine
-without it), two repeated common bugs, one byte-identical resubmission, and four broken archives. Then, in one run on this machine (gold built first, untimed):
+are prepared, so the probe cache answers all but the first of them; --no-cache-batch times the
+engine without it), two repeated common bugs, one byte-identical resubmission, and four broken
+archives. Then, in one run on this machine (gold built first, untimed):
 
   compute  the pure compute of the probes: each submission's probe functions called in this
-           process (no sandbox, no worker, no checks, one torch and one BLAS thread as in a worker), with the
-           same reuse of the reference's training as the grader;
+           process (no sandbox, no worker, no checks, one torch and one BLAS thread as in a
+           worker), with the same reuse of the reference's training as the grader;
   naive    `grader grade` once per submission, sequentially, a fresh process each (no probe cache:
            the status quo before the warm engine);
   batch    `grader batch --workers W` (warm engine and probe cache, both defaults; an empty cache);

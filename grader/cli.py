@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a folder of submissions, or a zip of them (e.g. the LMS's download)")
     _common(p)
     p.add_argument("--out", required=True, help="the batch folder: per-student results, grades.csv, manual.csv")
-    p.add_argument("--workers", type=int, default=0, help="students graded at once (default: min(4, CPUs))")
+    p.add_argument("--workers", type=int, default=0,
+                   help="sandboxed workers running at once (default: min(4, CPUs)); on CPUs or one GPU, twice "
+                        "as many students are in progress, their trusted-side work overlapping the probes")
     p.add_argument("--force", action="store_true", help="regrade students that already have a result")
     p.add_argument("--deadline", help="ISO-8601 deadline, e.g. 2019-03-01T23:59:00+05:30 (overrides the policy's)")
     p.add_argument("--late-policy", help="late policy TOML (deadline, penalty, grace days); see docs/ta-workflow.md")

@@ -27,7 +27,6 @@ class SlotPool:
         if not sandboxes:
             raise ValueError("a slot pool needs at least one sandbox")
         self.first = sandboxes[0]
-        self.size = len(sandboxes)
         self._free: queue.Queue = queue.Queue()
         for box in sandboxes:
             self._free.put(box)
