@@ -1,10 +1,13 @@
 """Run the rubric's pytest checks for one submission (trusted side) and read pytest-json-report."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from .records import CheckResult
@@ -30,14 +33,21 @@ def pytest_args(checks_dir: Path, report: Path, names: list[str]) -> list[str]:
             "-p", "no:randomly", *QUIET_PLUGINS, *[str(checks_dir / n) for n in sorted(set(names))]]
 
 
-def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None) -> dict[str, CheckResult]:
+def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None,
+               memo: "CheckMemo | None" = None) -> dict[str, CheckResult]:
     """Run the named checks ("file.py::test") with the run folder as context; every named check gets
     a result, and a check that pytest could not even run is an `error` (ours, not the student's).
 
     `runner(args, env, cwd, timeout) -> (output, finished)`, if given, runs pytest with these
-    arguments instead of a fresh `python -m pytest` (the warm engine's check server)."""
+    arguments instead of a fresh `python -m pytest` (the warm engine's check server).
+    `memo` (a batch's CheckMemo) answers a run folder whose every input another student's run
+    already had (a resubmission, a copy): the checks are a function of those inputs."""
     if not names:
         return {}
+    key = memo.key(checks_dir, run_dir, names) if memo is not None else None
+    known = memo.get(key) if key else None
+    if known is not None:
+        return known
     report = run_dir / "checks.json"
     args = pytest_args(checks_dir, report, names)
     extra = dict(COLD_ENV, GRADER_RUN=str(run_dir))
@@ -51,7 +61,49 @@ def run_checks(checks_dir: Path, run_dir: Path, names: list[str], runner=None) -
     for name in names:
         if name not in results:
             results[name] = CheckResult(name, "error", f"the check did not run: {log.strip()[-800:]}")
+    if key and finished and all(r.outcome != "error" for r in results.values()):
+        memo.put(key, results)
     return results
+
+
+class CheckMemo:
+    """Check results of one batch, keyed by everything a checks run reads: the check files, the
+    names run, and every file of the run folder (probe answers, kept sources, answers.toml, the
+    context with the run folder's own path taken out; the gold folder named there is never
+    changed once written). In memory only, for one batch: nothing a submission sends can reach
+    another batch, and a run that errored or timed out is never kept."""
+
+    SKIP = {"checks.json", "checks.log"}
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.results: dict[str, dict[str, CheckResult]] = {}
+        self.hits = 0
+
+    def key(self, checks_dir: Path, run_dir: Path, names: list[str]) -> str:
+        h = hashlib.sha256(json.dumps(sorted(set(names))).encode())
+        for root, skip in ((Path(checks_dir), ()), (Path(run_dir), self.SKIP)):
+            h.update(b"\0root\0")
+            for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+                rel = path.relative_to(root).as_posix()
+                if rel in skip:
+                    continue
+                data = path.read_bytes()
+                if root == Path(run_dir) and rel == "context.json":
+                    data = data.replace(json.dumps(str(run_dir))[1:-1].encode(), b"<run>")
+                h.update(f"\0{rel}\0{len(data)}\0".encode() + data)
+        return h.hexdigest()
+
+    def get(self, key: str) -> dict[str, CheckResult] | None:
+        with self.lock:
+            known = self.results.get(key)
+            if known is not None:
+                self.hits += 1
+        return {n: dataclasses.replace(r) for n, r in known.items()} if known is not None else None
+
+    def put(self, key: str, results: dict[str, CheckResult]) -> None:
+        with self.lock:
+            self.results[key] = {n: dataclasses.replace(r) for n, r in results.items()}
 
 
 def checks_env(extra: dict | None = None) -> dict:

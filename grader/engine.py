@@ -36,6 +36,7 @@ import time
 import weakref
 from pathlib import Path
 
+from .checks import CheckMemo
 from .sandbox import (RUNTIME_PACKAGE, CappedOutput, Sandbox, _identity, _UidSlot, runtime_dir,
                       sweep_uid)
 
@@ -385,7 +386,8 @@ class WarmSandbox:
 # --------------------------------------------------------------------------------------------------
 
 CHECK_PRELOAD = ["pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.fixtures",
-                 "_pytest.assertion.rewrite", "_pytest.terminal", "_pytest.junitxml", "numpy", "tomllib",
+                 "_pytest.assertion.rewrite", "_pytest.terminal", "_pytest.junitxml", "pytest_jsonreport.plugin",
+                 "numpy", "tomllib",
                  "grader.store", "grader.gold", "grader.compare", "grader.probing"]
 
 
@@ -507,6 +509,7 @@ class Engine:
         self.lock = threading.Lock()
         self.notes: list[str] = []
         self._checks: Pending | None = None
+        self.check_memo = CheckMemo() if cache is not None else None   # with the probe cache only
         if warm:
             from . import rubric as rubricmod
 

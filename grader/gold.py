@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,24 +40,43 @@ class Inputs:
 
 
 class LazyResults(dict):
-    """Gold answers read from disk on first use (a check reads a handful of the hundred files)."""
+    """Gold answers read from disk on first use (a check reads a handful of the hundred files).
+    A key is looked up by its file name, so nothing is listed until keys() or items() is asked
+    (listing reads every file, which every checks run and every student paid for before)."""
 
     def __init__(self, folder: Path):
         super().__init__()
         self.folder = folder
-        self._keys = {json.loads(p.read_text())["key"] for p in folder.glob("*.json")} if folder.exists() else set()
+        self._all: set[str] | None = None
+
+    def _head_key(self, key) -> bool:
+        path = self.folder / f"{store.filename(key)}.json" if isinstance(key, str) else None
+        try:
+            return path is not None and json.loads(path.read_text()).get("key") == key
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def __missing__(self, key):
-        if key not in self._keys:
+        if not self._head_key(key):
             raise KeyError(key)
         self[key] = store.load_result(self.folder, key)
         return self[key]
 
     def get(self, key, default=None):
-        return self[key] if key in self._keys else default
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __contains__(self, key):
-        return key in self._keys
+        return dict.__contains__(self, key) or self._head_key(key)
+
+    @property
+    def _keys(self) -> set[str]:
+        if self._all is None:
+            self._all = ({json.loads(p.read_text())["key"] for p in self.folder.glob("*.json")}
+                         if self.folder.exists() else set())
+        return self._all
 
     def keys(self):
         return set(self._keys)
@@ -195,13 +215,44 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False))
 
 
+_LOADED: dict = {}            # (folder, manifest identity) -> Gold: loaded once per process
+_LOADED_LOCK = threading.Lock()
+
+
 def load(root: Path) -> Gold:
-    if not (root / "manifest.json").exists():
-        raise GoldError(f"no gold at {root} (run `grader gold`)")
-    inputs = Inputs(store.load_arrays(root / "inputs.npz"), json.loads((root / "inputs.json").read_text()))
+    """The gold in `root`, read once per process (a batch grades every student against it): a gold
+    folder is written whole and renamed into place, never changed, so its manifest's identity
+    (inode, time, size) names its contents. Input arrays are read on first use and read-only, so
+    no caller can change what the next student is graded against."""
+    manifest = Path(root) / "manifest.json"
+    try:
+        st = manifest.stat()
+    except OSError:
+        raise GoldError(f"no gold at {root} (run `grader gold`)") from None
+    key = (str(Path(root).resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+    with _LOADED_LOCK:
+        gold = _LOADED.get(key)
+    if gold is None:
+        gold = _read(Path(root))
+        with _LOADED_LOCK:
+            if len(_LOADED) >= 4:
+                _LOADED.pop(next(iter(_LOADED)))
+            gold = _LOADED.setdefault(key, gold)
+    return gold
+
+
+def _read(root: Path) -> Gold:
+    inputs = Inputs(_ReadOnly(root / "inputs.npz"), json.loads((root / "inputs.json").read_text()))
     derived = store.load_arrays(root / "derived.npz") if (root / "derived.npz").exists() else {}
     derived_meta = json.loads((root / "derived.json").read_text()) if (root / "derived.json").exists() else {}
     return Gold(root, inputs, LazyResults(root / "outputs"), derived, derived_meta)
+
+
+class _ReadOnly(store.LazyArrays):
+    def __missing__(self, name):
+        arr = super().__missing__(name)
+        arr.setflags(write=False)
+        return arr
 
 
 def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = None, log=print) -> Gold:

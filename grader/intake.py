@@ -13,16 +13,19 @@ caller's mistakes (a path that does not exist, a workspace that is not empty).
 """
 from __future__ import annotations
 
+import hashlib
 import keyword
 import os
 import re
 import shutil
 import stat
 import sys
+import threading
 import time
 import tomllib
 import zipfile
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -492,12 +495,35 @@ def _prepare_cached(entry: FileEntry, cache: dict) -> tuple[str | None, str | No
 
 
 def _prepare_file(entry: FileEntry) -> tuple[str | None, str | None, list[str]]:
-    """(prepared module text, error for the student, notes) for one .py or .ipynb file."""
+    """(prepared module text, error for the student, notes) for one .py or .ipynb file.
+
+    Memoised on the file's bytes and name, all the result depends on: a batch meets the same file
+    (the provided code left as given, a resubmission) in many students' submissions."""
     data = entry.path.read_bytes()
-    name = entry.name
+    key = (hashlib.sha256(data).digest(), entry.name, entry.suffix)
+    with _PREPARED_LOCK:
+        done = _PREPARED.get(key)
+        if done is not None:
+            _PREPARED.move_to_end(key)
+    if done is None:
+        text, error, notes = _prepare_data(data, entry.name, entry.suffix)
+        done = (text, error, tuple(notes))
+        with _PREPARED_LOCK:
+            _PREPARED[key] = done
+            while len(_PREPARED) > _PREPARED_MAX:
+                _PREPARED.popitem(last=False)
+    return done[0], done[1], list(done[2])
+
+
+_PREPARED: OrderedDict = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+_PREPARED_MAX = 256
+
+
+def _prepare_data(data: bytes, name: str, suffix: str) -> tuple[str | None, str | None, list[str]]:
     notes: list[str] = []
     where = None
-    if entry.suffix == ".ipynb":
+    if suffix == ".ipynb":
         nb = notebook.notebook_to_module(data, name)
         notes.extend(nb.notes)
         if nb.dropped:

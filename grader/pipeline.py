@@ -63,8 +63,9 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
     sandbox = sandbox or sandbox_for(profile, hide=[p for p in (out, gold.root) if p])
     if engine is not None:
         cache, checks_runner = engine.cache, engine.checks
+        check_memo = getattr(engine, "check_memo", None)
     else:
-        cache, checks_runner = (ProbeCache() if opts.cache else None), None
+        cache, checks_runner, check_memo = (ProbeCache() if opts.cache else None), None, None
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp, \
             tempfile.TemporaryDirectory(prefix="grader-", dir=getattr(sandbox, "workspace_parent", None)) as wtmp:
         tmp = Path(tmp)
@@ -103,7 +104,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                        "answers_file": answers, "tampering": tampering}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
             checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks],
-                                runner=checks_runner)
+                                runner=checks_runner, memo=check_memo)
             report.items = score(rubric, checks, opts.visible_only)
             report.errors = [f"grader fault in probe {r.key}: {r.error}" for r in results.values()
                              if r.fault == "grader"]

@@ -7,6 +7,7 @@ time, not a silent zero at grading time.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import tomllib
 from dataclasses import dataclass, field
@@ -79,10 +80,17 @@ def defined_checks(checks_dir: Path) -> set[str]:
     """Every `test_*` function of the checks folder, as "file.py::name", found without importing."""
     names = set()
     for path in sorted(checks_dir.glob("test_*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                names.add(f"{path.name}::{node.name}")
+        st = path.stat()
+        names |= _checks_in(str(path), st.st_mtime_ns, st.st_size)
     return names
+
+
+@functools.lru_cache(maxsize=64)
+def _checks_in(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    # parsed once per version of the file (every student's grade loads the rubric)
+    name = Path(path).name
+    return frozenset(f"{name}::{node.name}" for node in ast.parse(Path(path).read_text()).body
+                     if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
 
 
 def load(assignment: str, root: Path | None = None) -> Rubric:

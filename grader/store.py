@@ -44,6 +44,50 @@ def load_arrays(path: Path) -> dict:
         return {name: npz[name] for name in npz.files}
 
 
+class LazyArrays(dict):
+    """The arrays of one .npz, each read on first use: a checks run needs one array of the 9 MB
+    of gold inputs. Listing or iterating reads them all."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+        with np.load(self.path, allow_pickle=False) as npz:
+            self._names = list(npz.files)
+
+    def __missing__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        with np.load(self.path, allow_pickle=False) as npz:
+            self[name] = npz[name]
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name):
+        return name in self._names
+
+    def get(self, name, default=None):
+        return self[name] if name in self._names else default
+
+    def _all(self) -> dict:
+        for name in self._names:
+            self[name]
+        return dict(dict.items(self))
+
+    def keys(self):
+        return self._all().keys()
+
+    def items(self):
+        return self._all().items()
+
+    def values(self):
+        return self._all().values()
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._names)
+
+
 def load_result(folder: Path, key: str) -> ProbeResult | None:
     base = folder / filename(key)
     if not base.with_suffix(".json").exists():

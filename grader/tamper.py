@@ -29,6 +29,7 @@ a limit of any static scan: the report says what was found, never that nothing c
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,17 @@ def scan_files(paths) -> list[Finding]:
 
 
 def scan(source: str, name: str = "<source>") -> list[Finding]:
+    return list(_scan(source, name))
+
+
+@functools.lru_cache(maxsize=256)
+def _scan(source: str, name: str) -> tuple[Finding, ...]:
+    # Memoised: a batch scans the same provided files (and resubmissions) for many students; the
+    # findings are a function of the text and the name alone, and are immutable.
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []
+        return ()
     aliases = dict(DEFAULT_ALIASES)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -130,7 +138,7 @@ def scan(source: str, name: str = "<source>") -> list[Finding]:
             base = _dotted(node.args[0], aliases)
             if base and _watched(base):
                 flag(node, f"{node.func.id} on {base} (the grader's probes use it)")
-    return sorted(found.values(), key=lambda f: (f.file, f.line, f.what))
+    return tuple(sorted(found.values(), key=lambda f: (f.file, f.line, f.what)))
 
 
 def _flatten(targets):

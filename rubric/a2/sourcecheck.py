@@ -7,6 +7,7 @@ fact compare it with what the source, kept before the worker ran, says.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 # torch's own convolution modules; MyConv2d/MyDilatedConv2d are the handout's (the harness swaps in a
@@ -15,12 +16,19 @@ TORCH_CONV = re.compile(r"^(Lazy)?Conv(Transpose)?[123]d$")
 PROVIDED = {"MyConv2d", "MyDilatedConv2d"}
 
 
+@functools.lru_cache(maxsize=4)
+def parse(source: str) -> ast.Module:
+    """The parsed source, shared by the checks of one run (several read the same file). Callers
+    only read the tree."""
+    return ast.parse(source)
+
+
 def torch_convs_reached(source: str, cls_name: str) -> list[tuple[int, str]]:
     """(line, name) where class `cls_name`, or a module-level definition it uses (followed by name,
     transitively), refers to a torch convolution module: nn.Conv2d, torch.nn.Conv2d, a Conv2d imported
     from torch.nn, getattr(nn, "Conv2d"). Type tests (isinstance/issubclass) do not count."""
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError:
         return []
     defs = {}

@@ -21,9 +21,17 @@ class Run:
         self.folder = folder
         self.context = json.loads((folder / "context.json").read_text())
         self.gold = load_gold(Path(self.context["gold"]))
+        self._answers: dict = {}
 
     def answer(self, key: str):
-        result = store.load_result(self.folder / "answers", key)
+        # read once per run (several checks read the same answer); read-only, so that no check
+        # can change what the next one sees
+        if key not in self._answers:
+            result = store.load_result(self.folder / "answers", key)
+            for arr in (result.arrays.values() if result is not None else ()):
+                arr.setflags(write=False)
+            self._answers[key] = result
+        result = self._answers[key]
         if result is None:
             pytest.fail(f"probe {key} was not run", pytrace=False)
         return result

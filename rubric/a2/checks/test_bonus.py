@@ -7,6 +7,7 @@ import numpy as np
 from conftest import expect, require
 
 from grader.compare import allclose
+from rubric.a2.sourcecheck import parse
 
 
 def test_dilated_equals_dilation_2(run):
@@ -37,7 +38,7 @@ CONV_FUNCTIONS = {"conv2d", "conv1d", "conv3d", "_conv_forward", "convolution", 
 def _dilation_keywords(source: str) -> list[int]:
     """Lines inside class MyDilatedConv2d where a call passes dilation=... (the handout forbids it)."""
     lines = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse(source)):
         if isinstance(node, ast.ClassDef) and node.name == "MyDilatedConv2d":
             for call in ast.walk(node):
                 if isinstance(call, ast.Call) and any(k.arg == "dilation" for k in call.keywords):
