@@ -50,6 +50,7 @@ from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, studen
 from .locate import role_of_name
 from .pipeline import Options, grade, sandbox_for
 from .records import GradeReport
+from .schedule import Planner
 from .slots import SlotPool
 from .scoring import error_scores
 
@@ -687,7 +688,16 @@ class Batch:
             self.job_done(entry, result)
             return result
 
-        pending = {pool.submit(job, e): e for e in todo}
+        # Longest expected first (grader/schedule.py) when there are more students than threads.
+        planner = (Planner(todo, self.source, self.out / WORK / ".plan", self.s.assignment, self.stop)
+                   if len(todo) > threads else None)
+        order = iter(todo)
+
+        def job_next() -> tuple[Entry, Outcome] | None:
+            entry = planner.next() if planner is not None else next(order, None)
+            return None if entry is None else (entry, job(entry))
+
+        pending = {pool.submit(job_next) for _ in todo}
         previous = signal.getsignal(signal.SIGTERM)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -695,8 +705,12 @@ class Batch:
             while pending:
                 done, _ = futures.wait(pending, timeout=0.5, return_when=futures.FIRST_COMPLETED)
                 for fut in done:
-                    entry = pending.pop(fut)
-                    outcomes[entry.student] = fut.result()
+                    pending.remove(fut)
+                    graded = fut.result()
+                    if graded is not None:
+                        outcomes[graded[0].student] = graded[1]
+            if planner is not None:
+                planner.join()
             return True
         except KeyboardInterrupt:
             self.stop.set()

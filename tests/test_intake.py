@@ -509,3 +509,32 @@ def test_submissions_differing_only_in_comments_give_byte_identical_workspaces(t
     assert files == sorted(p.name for p in b.workspace.iterdir()) and "colourization.py" in files
     for name in files:
         assert (a.workspace / name).read_bytes() == (b.workspace / name).read_bytes(), name
+
+
+def test_a_file_two_students_share_is_prepared_once_and_their_notes_stay_their_own(tmp_path, monkeypatch):
+    """Intake memoises preparation on a file's bytes and name (a class shares the provided code);
+    each student still gets their own workspace and notes."""
+    import grader.sourceprep as sourceprep
+
+    calls = []
+    real = sourceprep.prepare
+
+    def counted(source, name, **kw):
+        calls.append(name)
+        return real(source, name, **kw)
+
+    monkeypatch.setattr(sourceprep, "prepare", counted)
+    unique = f"# memo test {tmp_path}\n"            # bytes no earlier test prepared
+    rnn = unique + RNN + "\nprint('training at import')\n"           # skipped, with a note
+    a = load_submission(write_zip(tmp_path / "a.zip", {"min_char_rnn.py": rnn}), tmp_path / "wa")
+    b = load_submission(write_zip(tmp_path / "b.zip", {"min_char_rnn.py": rnn, "notes.txt": "b"}), tmp_path / "wb")
+    assert calls == ["min_char_rnn.py"]
+    assert (a.workspace / "rnn.py").read_bytes() == (b.workspace / "rnn.py").read_bytes()
+    skipped = [n for n in a.notes if "skipped top-level code" in n]
+    assert skipped and skipped[0] in b.notes
+    a.notes.append("only a's")
+    c = load_submission(write_zip(tmp_path / "c.zip", {"min_char_rnn.py": rnn}), tmp_path / "wc")
+    assert "only a's" not in c.notes and calls == ["min_char_rnn.py"]
+    # another name, the same bytes: prepared again (messages name the file)
+    load_submission(write_zip(tmp_path / "d.zip", {"min-char-rnn.py": rnn}), tmp_path / "wd")
+    assert calls == ["min_char_rnn.py", "min-char-rnn.py"]

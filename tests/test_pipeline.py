@@ -105,3 +105,87 @@ def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_pa
         server.close()
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["auto_score"] == 16, [i["feedback"] for i in result["items"] if i["status"] == "error"][:1]
+
+
+def test_gold_is_read_once_per_process_and_cannot_be_changed_by_its_users(tmp_path):
+    import shutil
+
+    import numpy as np
+
+    rubric = rubricmod.load("a2")
+    gold = goldmod.ensure(rubric, rubric.profile("ci"), None)
+    again = goldmod.load(gold.root)
+    assert again is gold
+    arr = gold.inputs.arrays["valid_y"]
+    assert not arr.flags.writeable
+    with pytest.raises(ValueError):
+        arr[0] = 1
+    # answers are looked up by file name; listing still lists every one
+    key = "cnn_fwd/k3-f16-c24-i1"
+    assert key in gold.outputs and gold.outputs.get(key).ok and gold.outputs[key].key == key
+    assert "no_such_probe" not in gold.outputs and gold.outputs.get("no_such_probe") is None
+    with pytest.raises(KeyError):
+        gold.outputs["no_such_probe"]
+    assert key in gold.outputs.keys() and len(gold.outputs.keys()) == len(list((gold.root / "outputs").glob("*.json")))
+    # another folder (a copy) is another gold
+    copy = tmp_path / "gold-copy"
+    shutil.copytree(gold.root, copy)
+    other = goldmod.load(copy)
+    assert other is not gold and np.array_equal(other.inputs.arrays["valid_y"], arr)
+
+
+def _run_folder(root: Path, answer: bytes) -> Path:
+    run = root / "run"
+    (run / "answers").mkdir(parents=True)
+    (run / "answers" / "cnn_fwd.json").write_text('{"key": "cnn_fwd", "seconds": 0.25}')
+    (run / "answers" / "cnn_fwd.npz").write_bytes(answer)
+    (run / "sources").mkdir()
+    (run / "sources" / "colourization.py").write_text("class CNN: pass\n")
+    (run / "context.json").write_text(json.dumps({"gold": "/g", "sources": {
+        "colourization": str(run / "sources" / "colourization.py")}, "answers_file": None}))
+    (run / "checks.log").write_text(f"a log that names {run}")
+    return run
+
+
+def test_check_memo_key_is_the_run_folders_contents_not_its_place(tmp_path):
+    from grader.checks import CheckMemo
+
+    memo = CheckMemo()
+    checks = rubricmod.load("a2").checks_dir
+    names = ["test_architecture.py::test_cnn_function"]
+    a = _run_folder(tmp_path / "a", b"\x01\x02")
+    b = _run_folder(tmp_path / "b", b"\x01\x02")
+    c = _run_folder(tmp_path / "c", b"\x01\x03")
+    assert memo.key(checks, a, names) == memo.key(checks, b, names)
+    assert memo.key(checks, a, names) != memo.key(checks, c, names)
+    assert memo.key(checks, a, names) != memo.key(checks, a, names + ["test_rnn.py::test_sample_hot"])
+    (b / "sources" / "colourization.py").write_text("class CNN:  pass\n")
+    assert memo.key(checks, a, names) != memo.key(checks, b, names)
+
+
+def test_a_copy_is_answered_by_the_probe_cache_and_the_check_memo_with_the_same_result(tmp_path):
+    """A second student whose files differ only in comments runs no worker and no checks, and gets
+    exactly the first one's result."""
+    import shutil
+    from types import SimpleNamespace
+
+    from grader.checks import CheckMemo
+    from grader.probecache import ProbeCache
+
+    orig, copy = tmp_path / "orig", tmp_path / "copy"
+    for dest in (orig, copy):
+        shutil.copytree(REFERENCE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in copy.glob("*.py"):                     # a margin note on a line of code: other bytes
+        f.write_text(f.read_text().replace("\nimport numpy as np\n", "\nimport numpy as np  # CS17B002\n", 1))
+    for name in ("colourization.py", "min_char_rnn.py"):
+        assert (copy / name).read_bytes() != (REFERENCE / name).read_bytes()
+    engine = SimpleNamespace(cache=ProbeCache(tmp_path / "probes"), checks=None, check_memo=CheckMemo())
+    first = grade(orig, Options(student="s1"), tmp_path / "o1", engine=engine)
+    assert engine.check_memo.hits == 0 and engine.cache.hits == 0
+    ran = engine.cache.misses
+    second = grade(copy, Options(student="s1"), tmp_path / "o2", engine=engine)
+    assert engine.check_memo.hits == 1 and engine.cache.misses == ran and engine.cache.hits > 0
+    docs = [json.loads((tmp_path / o / "result.json").read_text()) for o in ("o1", "o2")]
+    for doc in docs:
+        doc.pop("execution_time")
+    assert docs[0] == docs[1] and first.status == second.status == "graded"
