@@ -170,7 +170,10 @@ def _setup(profile_name: str):
         gold = goldmod.ensure(rubric, profile, None)
         plan = rubric.plan_module()
         groups = sorted({g for item in rubric.auto_items() for g in item.probes})
-        _COMPUTE["specs"] = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
+        specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
+        for spec in specs:     # writable copies: gold's own arrays are read-only, a worker's are not
+            spec.arrays = {k: v.copy() for k, v in spec.arrays.items()}
+        _COMPUTE["specs"] = specs
         _COMPUTE["reuse"] = reference_stands(gold.outputs)
     return _COMPUTE["specs"], _COMPUTE["reuse"]
 
