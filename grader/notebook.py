@@ -16,11 +16,17 @@ Per cell, in this order:
 3. If the cell does not parse: HTML-escaped code (`&lt;` for `<`, seen in oddly exported notebooks)
    is unescaped when that makes it parse; then the Python 2 repairs of `grader.sourceprep`
    (print statements, tab indentation) are tried.
-4. A cell that still does not parse is left out and reported with its cell and line number, the way
-   Jupyter would have run the other cells; only a notebook with no parsable code cell is an error.
+4. `from __future__ import ...` statements are taken out of their cell and put at the top of the
+   module (Jupyter compiles each cell on its own, so the course's own starter has one in cell 10;
+   joined into one module it would be a SyntaxError). Their lines stay, blank, in the cell.
+5. The cell must then compile on its own (`return` outside a function, `break` outside a loop, an
+   unknown `__future__` feature parse but do not compile): one that does not is left out and
+   reported with its cell and line number, the way Jupyter would have run the other cells; only a
+   notebook with no usable code cell is an error.
 """
 from __future__ import annotations
 
+import __future__
 import ast
 import io
 import json
@@ -59,7 +65,8 @@ class NotebookModule:
     origins: list[tuple[int, int] | None] = field(default_factory=list)  # per module line: (cell, line)
     dropped: list[str] = field(default_factory=list)            # IPython lines/cells dropped
     repairs: list[str] = field(default_factory=list)            # cells unescaped or repaired
-    cell_errors: list[str] = field(default_factory=list)        # cells left out: they do not parse
+    cell_errors: list[str] = field(default_factory=list)        # cells left out: they do not compile
+    futures: list[str] = field(default_factory=list)            # __future__ features moved to the top
     notes: list[str] = field(default_factory=list)              # other facts (Python 2 kernel, ...)
     error: str | None = None                                    # nothing usable, for the student
     code_cells: int = 0
@@ -190,6 +197,9 @@ def notebook_to_module(data: bytes | str, filename: str) -> NotebookModule:
         more = len(result.cell_errors) - 1
         result.error = first + (f" (and {more} more cell{'s' if more > 1 else ''} with errors)" if more else "")
         return result
+    if result.futures:
+        # Line 2 is the header's blank line, so no other line moves.
+        out[1] = "from __future__ import " + ", ".join(dict.fromkeys(result.futures))
     result.source = "\n".join(out) + "\n"
     result.origins = origins + [None]
     return result
@@ -230,18 +240,72 @@ def _convert_cell(cell: Cell, filename: str, result: NotebookModule) -> list[str
         text = textwrap.dedent(text)             # IPython dedents a cell typed with an indent
 
     error = _parse_error(text)
-    if error is None:
-        return text.split("\n")
-    fixed = sourceprep.make_parsable(text)
-    if fixed is not None:
-        repaired, notes = fixed
-        result.repairs.extend(f"{where}: {n}" for n in notes)
-        return repaired.split("\n")
-    unescaped = sourceprep.unescape_html(text)
-    if unescaped is not None:                     # report the error of the unescaped code
-        error = _parse_error(unescaped) or error
+    repairs: list[str] = []
+    if error is not None:
+        fixed = sourceprep.make_parsable(text)
+        if fixed is None:
+            unescaped = sourceprep.unescape_html(text)
+            if unescaped is not None:             # report the error of the unescaped code
+                error = _parse_error(unescaped) or error
+            return _leave_out(error, cell, filename, text, result)
+        text, repairs = fixed
+    text, futures = _take_futures(text)
+    error = _compile_error(text)
+    if error is not None:
+        return _leave_out(error, cell, filename, text, result)
+    result.repairs.extend(f"{where}: {n}" for n in repairs)
+    if futures:
+        result.futures.extend(futures)
+        result.repairs.append(f"{where}: `from __future__ import {', '.join(futures)}` was moved to the "
+                              f"top of the module (Jupyter compiles each cell on its own)")
+    return text.split("\n")
+
+
+def _leave_out(error: SyntaxError, cell: Cell, filename: str, text: str, result: NotebookModule) -> None:
+    where = f"cell {cell.number}"
     message = sourceprep.syntax_message(error, filename, lambda n: f"{where}, line {n}", text.split("\n"))
-    result.cell_errors.append(message + " — this cell was left out, so what it defines is missing")
+    result.cell_errors.append(message + " — this cell was left out, so what it defines is missing; "
+                                        "the other cells were graded")
+    return None
+
+
+_FEATURES = set(__future__.all_feature_names)
+
+
+def _take_futures(text: str) -> tuple[str, list[str]]:
+    """The cell without its top-level `from __future__ import ...` statements of known features
+    (their lines left blank, or `pass` where another statement shares the line), and the features."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return text, []
+    found = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"
+             and n.level == 0 and all(a.name in _FEATURES and a.asname is None for a in n.names)]
+    if not found:
+        return text, []
+    lines = text.split("\n")
+    features: list[str] = []
+    for node in reversed(found):
+        features[:0] = [a.name for a in node.names]
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if first == last:
+            line = lines[first]
+            rest = (line[:node.col_offset] + line[node.end_col_offset:]).strip(" \t;")
+            lines[first] = (line[:node.col_offset] + "pass" + line[node.end_col_offset:]) if rest else ""
+        else:
+            for i in range(first, last + 1):
+                lines[i] = ""
+    return "\n".join(lines), features
+
+
+def _compile_error(text: str) -> SyntaxError | None:
+    """What Jupyter would say when compiling this cell on its own (e.g. `return` outside a function)."""
+    try:
+        compile(text, "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SyntaxError(f"cannot be compiled ({type(exc).__name__})")
     return None
 
 
@@ -255,8 +319,10 @@ def _drop_ipython_lines(lines: list[str], where: str, result: NotebookModule) ->
     if not candidates:
         return lines
     new = [candidates.get(i, line) for i, line in enumerate(lines)]
-    # A line starting with % or ! inside a multi-line string is text, not IPython: put it back.
-    for i in _lines_inside_strings("\n".join(new)):
+    # A line starting with % or ! inside a multi-line string is text, not IPython, and one that
+    # continues a statement (`print('...'\n    % (a, b))`) is Python's `%`: put it back.
+    text = "\n".join(new)
+    for i in _lines_inside_strings(text) | _continuation_lines(text):
         if i in candidates:
             del candidates[i]
             new[i] = lines[i]
@@ -274,6 +340,31 @@ def _lines_inside_strings(text: str) -> set[int]:
     except (tokenize.TokenError, SyntaxError):
         pass
     return inside
+
+
+def _continuation_lines(text: str) -> set[int]:
+    """0-based indices of lines that continue a statement begun on an earlier line (inside brackets
+    or after a backslash): a `%` there is the modulo operator."""
+    continued: set[int] = set()
+    open_statement, last_line = False, -1
+    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NEWLINE:
+                open_statement = False
+            if tok.type in skip or tok.type == tokenize.ENDMARKER:
+                continue
+            line = tok.start[0] - 1
+            if line != last_line:
+                if open_statement:
+                    continued.add(line)
+                last_line = line
+            open_statement = True
+            if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
+                last_line = tok.end[0] - 1
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return continued
 
 
 def _parse_error(text: str) -> SyntaxError | None:
