@@ -39,9 +39,16 @@ def num(x) -> str:
 # One student's result files
 # --------------------------------------------------------------------------------------------------
 
+def manual_ids_of(doc: dict | None, manual_ids: set[str]) -> set[str]:
+    """The rubric's manual items plus this student's automatic items handed to a TA (an answers
+    file that is absent: the item's `manual` flag, which stays once a TA marks it)."""
+    return set(manual_ids) | {i["id"] for i in (doc or {}).get("items", []) if i.get("manual")}
+
+
 def fix_totals(doc: dict, manual_ids: set[str]) -> dict:
     """Automatic totals over the rubric's automatic items only (a marked manual item keeps out)."""
     items = doc["items"]
+    manual_ids = manual_ids_of(doc, manual_ids)
     auto = [i for i in items if i["id"] not in manual_ids]
     doc["auto_score"] = round(sum(i["points"] for i in auto), 4)
     doc["auto_max"] = round(sum(i["max_points"] for i in auto if not i.get("bonus")), 4)
@@ -52,7 +59,7 @@ def fix_totals(doc: dict, manual_ids: set[str]) -> dict:
 def write_result(folder: Path, report: GradeReport, batch_info: dict, manual_ids: set[str]) -> dict:
     doc = fix_totals(result_dict(report), manual_ids)
     doc["batch"] = batch_info
-    automatic = replace(report, items=[i for i in report.items if i.id not in manual_ids])
+    automatic = replace(report, items=[i for i in report.items if i.id not in manual_ids and not i.manual])
     write_json_atomic(folder / "results.json", gradescope_dict(automatic))
     write_json_atomic(folder / "result.json", doc)          # last: its presence means done
     return doc
@@ -73,6 +80,7 @@ def manual_marks(doc: dict | None, manual_ids: set[str]) -> dict[str, dict]:
     """The TA marks already in a result (item id -> item), to carry over when it is regraded."""
     if not doc:
         return {}
+    manual_ids = manual_ids_of(doc, manual_ids)
     return {i["id"]: i for i in doc.get("items", []) if i["id"] in manual_ids and i["status"] != "manual"}
 
 
@@ -137,12 +145,13 @@ def write_gradebook(out: Path, manifest: dict, manual_items: list) -> list[str]:
             row["grace_days_used"] = row["penalty"] = None
         rows.append(row)
         marked = manual_marks(doc, manual_ids)
-        for item in manual_items:
-            got = marked.get(item.id)
-            sheet.append({"student": student, "item": item.id, "title": item.title, "max_points": num(item.points),
+        for item_id, title, points in _sheet_items(doc, manual_items):
+            got = marked.get(item_id)
+            sheet.append({"student": student, "item": item_id, "title": title, "max_points": num(points),
                           "points": num(got["points"]) if got else "",
                           "comment": (got.get("feedback", "") if got else "")})
-        text = feedback.render(doc, late, final, (out / student / feedback.PICTURE).exists(), manual_ids)
+        text = feedback.render(doc, late, final, (out / student / feedback.PICTURE).exists(),
+                               manual_ids_of(doc, manual_ids))
         (out / student / "feedback.md").write_text(text, encoding="utf-8")
     _write_csv(out / GRADES_CSV, GRADES_COLUMNS,
                [{k: (num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (v or ""))
@@ -154,6 +163,16 @@ def write_gradebook(out: Path, manifest: dict, manual_items: list) -> list[str]:
     else:
         _write_csv(existing, MANUAL_COLUMNS, sheet)
     return warnings
+
+
+def _sheet_items(doc: dict, manual_items: list) -> list[tuple[str, str, float]]:
+    """(id, title, max points) of the items a TA marks for this student: the rubric's manual items,
+    then the automatic items handed to a TA in this student's result."""
+    rows = [(i.id, i.title, i.points) for i in manual_items]
+    known = {i.id for i in manual_items}
+    rows += [(i["id"], i["title"], i["max_points"]) for i in doc.get("items", [])
+             if i.get("manual") and i["id"] not in known]
+    return rows
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
@@ -205,10 +224,13 @@ class ManualError(Exception):
         self.problems = problems
 
 
-def read_marks(path: Path, students: set[str], manual_items: list) -> dict[tuple[str, str], tuple[float, str]]:
+def read_marks(path: Path, students: set[str], manual_items: list,
+               deferred: dict[str, dict[str, float]] | None = None) -> dict[tuple[str, str], tuple[float, str]]:
     """(student, item) -> (points, comment) from a filled sheet; raises ManualError listing every
-    bad row. Rows with neither points nor a comment are not marked yet and are skipped."""
-    maxima = {i.id: i.points for i in manual_items}
+    bad row. Rows with neither points nor a comment are not marked yet and are skipped.
+    `deferred`: student -> {item: max points} of automatic items handed to a TA for that student."""
+    rubric_maxima = {i.id: i.points for i in manual_items}
+    deferred = deferred or {}
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -228,6 +250,7 @@ def read_marks(path: Path, students: set[str], manual_items: list) -> dict[tuple
         if not any(row.values()):
             continue
         where = f"line {line} ({student or '?'}, {item or '?'})"
+        maxima = dict(rubric_maxima, **deferred.get(student, {}))
         bad = []
         if student not in students:
             bad.append(f"unknown student {student!r} (not in this batch)")
@@ -262,8 +285,13 @@ def merge_manual(out: Path, filled: Path, manual_items: list) -> int:
     out = Path(out)
     manifest = load_manifest(out)
     students = {e["student"] for e in manifest["students"]}
-    marks = read_marks(filled, students, manual_items)
     manual_ids = {i.id for i in manual_items}
+    deferred = {}
+    for student in students:
+        doc = load_result(out / student)
+        deferred[student] = {i["id"]: i["max_points"] for i in (doc or {}).get("items", [])
+                             if i.get("manual") and i["id"] not in manual_ids}
+    marks = read_marks(filled, students, manual_items, deferred)
     by_student: dict[str, list] = {}
     for (student, item), mark in marks.items():
         by_student.setdefault(student, []).append((item, mark))

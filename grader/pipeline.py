@@ -17,13 +17,14 @@ from . import rubric as rubricmod
 from . import tamper
 from .checks import run_checks
 from .intake import load_submission
+from .locate import ROLE_ANSWERS
 from .probecache import ProbeCache
 from .probing import run_plan
 from .reuse import reference_stands
 from .records import GradeReport
 from .report import write_reports
 from .sandbox import Limits, Sandbox
-from .scoring import error_scores, score
+from .scoring import deferred_items, error_scores, score
 from .store import save_results
 
 
@@ -90,7 +91,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
             reuse = None if opts.always_train else reference_stands(gold.outputs)
-            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse, cache)
+            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse, cache,
+                               unusable=sub.role_errors)
             if keep is not None:
                 keep(results, gold)
             report.notes += [f"{key}: your model computes the same function, with the same initial "
@@ -103,9 +105,14 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                        "params": {i.id: i.params for i in items},
                        "answers_file": answers, "tampering": tampering}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
-            checks = run_checks(rubric.checks_dir, run_dir, [c.name for i in items for c in i.checks],
+            # Items that read a file the submission does not have go to a TA (answered in the report).
+            present = set(sub.modules) | set(sub.role_errors) | ({ROLE_ANSWERS} if sub.answers else set())
+            absent = {i.manual_without for i in items if i.manual_without} - present
+            later = deferred_items(rubric, absent)
+            checks = run_checks(rubric.checks_dir, run_dir,
+                                [c.name for i in items if i.id not in later for c in i.checks],
                                 runner=checks_runner, memo=check_memo)
-            report.items = score(rubric, checks, opts.visible_only)
+            report.items = score(rubric, checks, opts.visible_only, absent)
             report.errors = [f"grader fault in probe {r.key}: {r.error}" for r in results.values()
                              if r.fault == "grader"]
     report.execution_time = time.monotonic() - started

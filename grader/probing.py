@@ -36,6 +36,12 @@ class ProbeSpec:
     arrays: dict = field(default_factory=dict)   # inputs sent to the worker (never gold outputs)
     timeout: float = 60.0
     reuse_if: str | None = None    # a probe whose match with gold lets the reference's answer stand
+    # The part of the student's code this probe runs (e.g. "CNN": its constructor and forward).
+    # Once a probe of a part has run past its timeout, the other probes of that part fail at once
+    # with the same message instead of each waiting out its own timeout. `hang_marks_part=False`
+    # for probes whose timeout may be the budget's (training), not the part's.
+    part: str | None = None
+    hang_marks_part: bool = True
 
 
 class _Reader:
@@ -158,7 +164,8 @@ class WorkerSession:
                     msg = f"{what} timed out after {spec.timeout:g} s"
                 else:
                     msg = f"{what} ran past the submission's time limit"
-                return ProbeResult(spec.key, False, error=msg, seconds=time.monotonic() - started), not loaded
+                return ProbeResult(spec.key, False, error=msg, seconds=time.monotonic() - started,
+                                   timed_out=loaded and until < deadline), not loaded
             self._stop(kind)
             if kind == "bad":
                 msg = f"the worker sent a malformed answer ({item}); no credit for this probe"
@@ -227,8 +234,12 @@ def _signal_hint(code, limits: Limits | None = None) -> str:
 
 
 def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], assignment: str,
-             sandbox: Sandbox | None = None, reuse=None, cache=None) -> dict[str, ProbeResult]:
+             sandbox: Sandbox | None = None, reuse=None, cache=None,
+             unusable: dict[str, str] | None = None) -> dict[str, ProbeResult]:
     """Run every probe of the plan; failures are per-probe results, never exceptions.
+
+    `unusable` (role -> why): roles whose file was found but could not be prepared (it does not
+    compile, ...); their probes fail with that reason rather than "no file was found".
 
     `reuse(spec, results)` may return a result instead of running a spec (see pipeline).
     `cache` (a `probecache.ProbeCache`) answers requests whose answer is already known for this
@@ -241,11 +252,15 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
     deadline = time.monotonic() + limits.submission_s
     results: dict[str, ProbeResult] = {}
     hung: dict[str, str] = {}         # role -> why its import never finished
+    stuck: dict[str, str] = {}        # part -> why its first probe to time out never finished
     unsent: list[ProbeSpec] = []      # answered from the cache, not yet run by the worker
     try:
         for spec in specs:
             if spec.role not in modules:
-                results[spec.key] = ProbeResult(spec.key, False, error=f"no {spec.role} file was found")
+                why = (unusable or {}).get(spec.role)
+                error = (f"the {spec.role} file could not be used: {why}" if why
+                         else f"no {spec.role} file was found")
+                results[spec.key] = ProbeResult(spec.key, False, error=error)
                 continue
             reused = reuse(spec, results) if reuse and spec.reuse_if else None
             if reused is not None:
@@ -253,6 +268,9 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
                 continue
             if spec.role in hung:
                 results[spec.key] = ProbeResult(spec.key, False, error=hung[spec.role])
+                continue
+            if spec.part in stuck:
+                results[spec.key] = ProbeResult(spec.key, False, error=stuck[spec.part])
                 continue
             if time.monotonic() >= deadline:
                 results[spec.key] = ProbeResult(
@@ -274,6 +292,10 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
                 chain.record(spec, result, session.last_clean)
             if at_import and not result.ok:
                 hung[spec.role] = result.error
+            elif result.timed_out and spec.part and spec.hang_marks_part:
+                stuck[spec.part] = (f"{result.error}; {spec.part} never finished there, so its other "
+                                    f"probes were not run")
+                result.error = stuck[spec.part]
             results[spec.key] = result
     finally:
         session.close()

@@ -44,6 +44,7 @@ class ProbeResult:
     fault: str = "student"                        # "student" (their code) or "grader" (ours)
     seconds: float = 0.0
     cached: bool = False                          # answered by the trusted side's probe cache
+    timed_out: bool = False                       # the probe ran past its own timeout (not saved)
 
 
 @dataclass

@@ -40,6 +40,9 @@ class Item:
     params: dict = field(default_factory=dict)
     bonus: bool = False
     manual: bool = False
+    # A role (e.g. "answers"): when the submission has no file for it, the item goes to a TA
+    # (status manual) instead of scoring 0: the student answered in the write-up.
+    manual_without: str | None = None
 
 
 @dataclass
@@ -124,7 +127,8 @@ def _auto_item(raw: dict, index: int) -> Item:
         _fail(where, f"its checks give {total} points but the item is worth {raw['points']}")
     return Item(id=raw["id"], title=raw["title"], points=float(raw["points"]),
                 visibility=raw["visibility"], probes=list(raw.get("probes", [])), checks=checks,
-                params=dict(raw.get("params", {})), bonus=bool(raw.get("bonus", False)))
+                params=dict(raw.get("params", {})), bonus=bool(raw.get("bonus", False)),
+                manual_without=raw.get("manual_without"))
 
 
 def _validate(rubric: Rubric) -> None:

@@ -63,6 +63,67 @@ def _get(module, names, what):
     raise StudentError(f"no {what} found: expected one of {', '.join(names)}")
 
 
+# The handout's constructor arguments, in its order, and the names students give them.
+CTOR_ARGS = ("kernel", "nf", "nc", "cin")
+_CTOR_NAMES = {
+    "kernel": {"kernel", "kernel_size", "k", "ksize", "kernel_sz", "filter_size", "kernel_dim"},
+    "nf": {"num_filters", "nf", "filters", "n_filters", "num_filter", "nfilters", "num_filts",
+           "n_filter", "number_of_filters"},
+    "nc": {"num_colours", "num_colors", "nc", "colours", "colors", "n_colours", "n_colors",
+           "num_colour", "num_color", "ncolours", "ncolors", "num_classes", "n_classes"},
+    "cin": {"num_in_channels", "in_channels", "n_in_channels", "num_input_channels", "input_channels",
+            "cin", "in_ch", "num_channels", "n_channels", "in_chans", "num_in_channel", "inchannels"},
+}
+_CTOR_SHOWN = {"kernel": "kernel", "nf": "num_filters", "nc": "num_colours", "cin": "num_in_channels"}
+
+
+def _ctor_role(name: str) -> str | None:
+    low = name.lower()
+    return next((role for role, names in _CTOR_NAMES.items() if low in names), None)
+
+
+def constructor_call(cls, values: dict, name: str) -> tuple[tuple, dict, str]:
+    """(args, kwargs, shown) to build `cls` as its own signature asks, with the handout's values.
+
+    The 2018 handout's models take (kernel, num_filters, num_colours), the 2019 notebook's
+    (kernel, num_filters, num_colours, num_in_channels) with no default: a num_in_channels the
+    signature has is always passed, required or not. Arguments are matched by name when the
+    signature names them recognisably (in any order), else given in the handout's order."""
+    cin = values["cin"]
+    try:
+        params = [p for p in inspect.signature(cls).parameters.values()]
+    except (TypeError, ValueError):
+        params = []
+    named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    star = any(p.kind == p.VAR_POSITIONAL for p in params)
+    roles = {p.name: _ctor_role(p.name) for p in named}
+    found = [r for r in roles.values() if r]
+    by_name = (len(set(found)) == len(found) and {"kernel", "nf", "nc"} <= set(found)
+               and not any(p.kind == p.POSITIONAL_ONLY for p in named))
+    if by_name:
+        unknown = [p.name for p in named if not roles[p.name] and p.default is p.empty]
+        if unknown:
+            raise StudentError(f"{name}{inspect.signature(cls)} requires {', '.join(unknown)}, which the "
+                               f"handout's {name}(kernel, num_filters, num_colours[, num_in_channels]) "
+                               f"does not have")
+        if "cin" not in found and cin != 1:
+            raise StudentError(f"{name}{inspect.signature(cls)} takes no num_in_channels argument "
+                               f"(2018 handout), so it cannot take {cin}-channel input")
+        kwargs = {p.name: values[roles[p.name]] for p in named if roles[p.name]}
+        shown = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        return (), kwargs, f"{name}({shown})"
+    positional = [p for p in named if p.kind != p.KEYWORD_ONLY]
+    takes_cin = star or len(positional) >= 4
+    if cin != 1 and not takes_cin:
+        raise StudentError(f"{name}(kernel, num_filters, num_colours) takes no num_in_channels "
+                           f"argument (2018 handout), so it cannot take {cin}-channel input")
+    # A fourth positional parameter is the handout's num_in_channels: always given, so that a
+    # required one (the 2019 signature) is never missing (`*args` gets it only when it is not 1).
+    order = CTOR_ARGS if len(positional) >= 4 or cin != 1 else CTOR_ARGS[:3]
+    args = tuple(values[r] for r in order)
+    return args, {}, f"{name}({', '.join(str(a) for a in args)})"
+
+
 def build_model(ctx, args):
     """Construct the student's model class with the stand-in convolution; returns (model, facts)."""
     mod = ctx.module("colourization")
@@ -70,25 +131,21 @@ def build_model(ctx, args):
     cls = getattr(mod, name, None)
     if not isinstance(cls, type):
         raise StudentError(f"colourization has no class {name}")
-    ctor = (args["kernel"], args["nf"], args["nc"])
-    if args.get("cin", 1) != 1:
-        if _n_positional(cls.__init__) < 4:
-            raise StudentError(f"{name}(kernel, num_filters, num_colours) takes no num_in_channels "
-                               f"argument (2018 handout), so it cannot take {args['cin']}-channel input")
-        ctor = ctor + (args["cin"],)
-    facts = {"standin": True}
+    values = {"kernel": args["kernel"], "nf": args["nf"], "nc": args["nc"], "cin": args.get("cin", 1)}
+    ctor, kwargs, shown = constructor_call(cls, values, name)
+    facts = {"standin": True, "call": shown}
     original = getattr(mod, "MyConv2d", None)
     torch.manual_seed(args.get("init_seed", 0))
     try:
         mod.MyConv2d = StandInConv2d
-        model = cls(*ctor)
+        model = cls(*ctor, **kwargs)
     except TypeError:
         # The student changed MyConv2d's signature and their model relies on it: use theirs.
         if original is None:
             raise
         mod.MyConv2d = original
         torch.manual_seed(args.get("init_seed", 0))
-        model = cls(*ctor)
+        model = cls(*ctor, **kwargs)
         facts["standin"] = False
     finally:
         if original is not None:

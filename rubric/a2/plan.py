@@ -35,13 +35,14 @@ def forward_specs(model, profile, for_gold):
     for kernel, nf, nc, cin in ARCH_CONFIGS:
         args = dict(model=model, kernel=kernel, nf=nf, nc=nc, cin=cin, seed=SEED, batch=FORWARD_BATCH)
         key = f"{model.lower()}_fwd/{config_key(kernel, nf, nc, cin)}"
-        specs.append(ProbeSpec(key, "model_forward", "colourization", args, timeout=profile["probe_timeout"]))
+        specs.append(ProbeSpec(key, "model_forward", "colourization", args, timeout=profile["probe_timeout"],
+                               part=model))
         if model == "UNet" and for_gold:
             for bits in itertools.product((0, 1), repeat=3):
                 if any(bits):
                     specs.append(ProbeSpec(f"{key}/swap-{''.join(map(str, bits))}", "model_forward",
                                            "colourization", dict(args, swaps=unet_swaps(bits, nf, cin)),
-                                           timeout=profile["probe_timeout"]))
+                                           timeout=profile["probe_timeout"], part=model))
     return specs
 
 
@@ -77,9 +78,12 @@ def train_spec(model, profile, inputs, sr=False):
     fwd = dict(args, batch=FORWARD_BATCH, train_mode=True, grad_batch=profile["batch"])
     for unused in ("steps", "lr"):
         fwd.pop(unused)
-    return [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"]),
+    # A constructor or forward that hangs fails the model's other probes at once (part=model); a
+    # training run past its budget does not mark the model as hanging.
+    return [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"],
+                      part=model),
             ProbeSpec(key, "model_train", "colourization", args, arrays, timeout=profile["train_timeout"],
-                      reuse_if=f"{key}/untrained")]
+                      reuse_if=f"{key}/untrained", part=model, hang_marks_part=False)]
 
 
 @group("cnn_train")
@@ -101,13 +105,14 @@ def sr_train(profile, inputs, for_gold=False):
 def sr_process(profile, inputs, for_gold=False):
     arrays = {"xs": inputs.arrays["proc_xs"], "ys": inputs.arrays["proc_ys"]}
     return [ProbeSpec("sr_process", "process", "colourization", dict(seed=SEED, downsize=True), arrays,
-                      timeout=profile["probe_timeout"])]
+                      timeout=profile["probe_timeout"], part="process")]
 
 
 @group("dilated")
 def dilated(profile, inputs, for_gold=False):
     args = dict(cin=4, cout=6, kernel=3, seed=SEED, batch=2)
-    return [ProbeSpec("dilated", "dilated", "colourization", args, timeout=profile["probe_timeout"])]
+    return [ProbeSpec("dilated", "dilated", "colourization", args, timeout=profile["probe_timeout"],
+                      part="MyDilatedConv2d")]
 
 
 def snapshot_arrays(inputs):
