@@ -40,8 +40,8 @@ def _edit(root: Path, old: str, new: str):
     ('probes = ["cnn_forward"]', 'probes = ["cnn_forwrd"]', "unknown probe group"),
     ('params = { margin = 5.0 }', 'params = { margin = 5.0, comparator = "nope" }', "unknown comparator"),
     ('visibility = "visible"', 'visibility = "public"', "visibility must be"),
-    ('{ name = "test_architecture.py::test_cnn_output_shapes", points = 0.5 }',
-     '{ name = "test_architecture.py::test_cnn_output_shapes", points = 0.25 }', "checks give"),
+    ('{ name = "test_architecture.py::test_cnn_generality", points = 0.5 }',
+     '{ name = "test_architecture.py::test_cnn_generality", points = 0.25 }', "checks give"),
 ])
 def test_typos_fail_at_load(tmp_path, old, new, message):
     root = _copy(tmp_path)

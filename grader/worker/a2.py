@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .loader import StudentError
+from .loader import StudentError, describe
 
 PROBES: dict = {}
 
@@ -231,10 +231,18 @@ def model_forward(ctx, args, arrays):
         return {}, facts
     model.eval()
     x.requires_grad_(True)
-    out = _logits(model, x)
-    facts["out_shape"] = list(out.shape)
-    r = torch.randn(out.shape, generator=gen) if out.dim() == 4 else torch.ones_like(out)
-    (out * r).sum().backward()
+    try:
+        out = _logits(model, x)
+        facts["out_shape"] = list(out.shape)
+        r = torch.randn(out.shape, generator=gen) if out.dim() == 4 else torch.ones_like(out)
+        (out * r).sum().backward()
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the student's forward: construction facts still count
+        # A model that builds but whose forward fails keeps what its construction showed (layer
+        # types and shapes), so its structure is judged on its own; the function check fails.
+        facts["forward_error"] = exc.args[0] if isinstance(exc, StudentError) else describe(exc, ctx.workspace)
+        return {}, facts
     grad = x.grad if x.grad is not None else torch.zeros_like(x)
     result = {"out": out.detach().numpy(), "grad": grad.numpy()}
     if args.get("train_mode"):

@@ -11,6 +11,7 @@ from rubric.a2.sourcecheck import parse
 
 
 def test_dilated_equals_dilation_2(run):
+    """Output and input gradient equal a dilation-2 convolution that keeps 32x32."""
     answer = run.answer("dilated")
     require(answer)
     gold = run.expected("dilated")
@@ -21,13 +22,23 @@ def test_dilated_equals_dilation_2(run):
                         f"with one gap between taps (torch dilation 2) that keeps 32x32: {same.detail}")
 
 
+def _forward_right(run, answer) -> bool:
+    gold = run.expected("dilated")
+    p = run.params("bonus.dilated")
+    return all(allclose(answer.arrays[n], gold.arrays[n], p["rtol"], p["atol"]).ok for n in ("out", "grad"))
+
+
 def test_dilated_grad_reaches_weight(run):
+    """A gradient reaches `weight`; when the forward is right, it is the right gradient (a wrong
+    forward is charged by test_dilated_equals_dilation_2, not again here)."""
     answer = run.answer("dilated")
     require(answer)
     wgrad = answer.arrays.get("wgrad")
     expect(wgrad is not None and bool(np.abs(wgrad).sum() > 0),
            "no gradient reaches MyDilatedConv2d.weight: build the dilated kernel from self.weight "
            "with tensor operations (not a new tensor filled from .data), so backprop trains it")
+    if not _forward_right(run, answer):
+        return
     same = allclose(wgrad, run.expected("dilated").arrays["wgrad"], 1e-4, 1e-4)
     expect(same.ok, f"the gradient reaching MyDilatedConv2d.weight is wrong: {same.detail}")
 
@@ -51,6 +62,7 @@ def _dilation_keywords(source: str) -> list[int]:
 
 
 def test_dilated_no_dilation_argument(run):
+    """The dilated filter is built by hand: no dilation= reaches torch's convolution."""
     answer = run.answer("dilated")
     require(answer)
     run.trust_facts()

@@ -29,18 +29,22 @@ def check_trains(run, key, item_id, what):
 
 
 def test_cnn_trains(run):
+    """The CNN trained by the harness reaches the reference's accuracy minus the margin."""
     check_trains(run, "cnn_train", "q2b.cnn_trains", "CNN")
 
 
 def test_unet_trains(run):
+    """The UNet trained by the harness reaches the reference's accuracy minus the margin."""
     check_trains(run, "unet_train", "q3b.unet_trains", "UNet")
 
 
 def test_sr_cnn_trains(run):
+    """The CNN with 3 input channels, trained on the harness's downsized input (not the student's process()), reaches the reference's accuracy."""
     check_trains(run, "sr_cnn_train", "q4b.sr_trains", "CNN on super-resolution (3 input channels)")
 
 
 def test_sr_unet_trains(run):
+    """The UNet with 3 input channels, trained on the harness's downsized input, reaches the reference's accuracy."""
     check_trains(run, "sr_unet_train", "q4b.sr_trains", "UNet on super-resolution (3 input channels)")
 
 
@@ -51,6 +55,7 @@ def _rows(a):
 
 
 def test_sr_process(run):
+    """process(..., downsize_input=True) returns the handout's arrays (independent of the models)."""
     answer = run.answer("sr_process")
     require(answer)
     gold = run.expected("sr_process")
