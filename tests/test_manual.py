@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from classkit import grades, run_batch, run_cli, write_zip
+from classkit import grades, reference_files, run_batch, run_cli, write_zip
 from grader.report import validate_result
 
 
@@ -148,3 +148,77 @@ def test_merge_into_a_folder_that_is_not_a_batch(tmp_path):
     sheet = write_sheet(tmp_path / "s.csv", [])
     proc = run_cli("merge-manual", tmp_path, sheet)
     assert proc.returncode == 2 and "batch.json" in proc.stderr
+
+
+# ------------------------------------------------------------------ answers handed in in the write-up
+
+ANSWER_ITEMS = {"q4a.sr_resolution": 1, "r3.colon_weights": 3}
+
+
+@pytest.fixture(scope="module")
+def answers_batch(tmp_path_factory):
+    """Three students with only the char-RNN file (quick to grade): one without answers.toml (its
+    answers are in the PDF), one with the reference's answers.toml, one with a malformed one."""
+    root = tmp_path_factory.mktemp("answers")
+    cls = root / "class"
+    rnn = reference_files(("min_char_rnn.py",))
+    answers = (Path(__file__).resolve().parent.parent / "reference" / "a2" / "answers.toml").read_bytes()
+    write_zip(cls / "CS17BTECH11004_Assign2.zip", dict(rnn))
+    write_zip(cls / "CS17BTECH11005_Assign2.zip", dict(rnn, **{"answers.toml": answers}))
+    write_zip(cls / "CS17BTECH11006_Assign2.zip", dict(rnn, **{"answers.toml": b"[r3\nhidden_unit = 1"}))
+    out = root / "out"
+    proc = run_batch(cls, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, out
+
+
+def test_no_answers_file_sends_q4a_and_r3_to_a_ta(answers_batch):
+    root, out = answers_batch
+    doc = json.loads((out / "CS17BTECH11004" / "result.json").read_text())
+    assert validate_result(doc) == []
+    items = {i["id"]: i for i in doc["items"]}
+    for item_id, points in ANSWER_ITEMS.items():
+        item = items[item_id]
+        assert (item["status"], item["points"], item["manual"]) == ("manual", 0, True), item
+        assert "expected in your write-up" in item["feedback"]
+    # not in the automatic totals, pending for a TA; the written questions still are too
+    assert doc["auto_max"] == 15 - sum(ANSWER_ITEMS.values())
+    assert doc["manual_pending"] == 25 + sum(ANSWER_ITEMS.values())
+    gradescope = json.loads((out / "CS17BTECH11004" / "results.json").read_text())
+    assert not any(t["name"].startswith(tuple(ANSWER_ITEMS)) for t in gradescope["tests"])
+    sheet = {(r["student"], r["item"]): r for r in read_sheet(out / "manual.csv")}
+    for item_id, points in ANSWER_ITEMS.items():
+        assert sheet[("CS17BTECH11004", item_id)]["max_points"] == str(points)
+        assert ("CS17BTECH11005", item_id) not in sheet and ("CS17BTECH11006", item_id) not in sheet
+    g = grades(out)
+    assert (g["CS17BTECH11004"]["auto_max"], g["CS17BTECH11004"]["manual_pending"]) == ("11", "29")
+
+
+def test_a_present_answers_file_is_still_graded_and_a_malformed_one_still_fails(answers_batch):
+    root, out = answers_batch
+    good = {i["id"]: i for i in json.loads((out / "CS17BTECH11005" / "result.json").read_text())["items"]}
+    bad = {i["id"]: i for i in json.loads((out / "CS17BTECH11006" / "result.json").read_text())["items"]}
+    for item_id, points in ANSWER_ITEMS.items():
+        assert (good[item_id]["status"], good[item_id]["points"]) == ("passed", points)
+        assert bad[item_id]["status"] == "failed" and not bad[item_id]["manual"]
+        assert "not valid TOML" in bad[item_id]["feedback"]
+    assert grades(out)["CS17BTECH11005"]["auto_max"] == "15"
+
+
+def test_a_ta_marks_an_answer_from_the_write_up(answers_batch):
+    root, out = answers_batch
+    rows = fill(read_sheet(out / "manual.csv"), {
+        ("CS17BTECH11004", "r3.colon_weights"): ("2", "Unit right, Why for ' ' missing."),
+    })
+    proc = run_cli("merge-manual", out, write_sheet(root / "filled.csv", rows))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "CS17BTECH11004" / "result.json").read_text())
+    items = {i["id"]: i for i in doc["items"]}
+    assert (items["r3.colon_weights"]["status"], items["r3.colon_weights"]["points"]) == ("partial", 2)
+    assert items["q4a.sr_resolution"]["status"] == "manual"
+    # still a TA's mark, not an automatic one: the automatic totals do not move
+    assert (doc["auto_max"], doc["manual_pending"]) == (11, 26)
+    assert doc["score"] - doc["auto_score"] == 2
+    too_many = fill(read_sheet(out / "manual.csv"), {("CS17BTECH11004", "q4a.sr_resolution"): ("3", "")})
+    proc = run_cli("merge-manual", out, write_sheet(root / "too_many.csv", too_many))
+    assert proc.returncode != 0 and "out of range 0..1" in (proc.stdout + proc.stderr)
