@@ -1,22 +1,20 @@
-"""Find the file that plays each role (colourization, regression, rnn, answers) in a submission.
+"""Find the file that plays each role of an assignment in a submission.
 
-Names are compared case-insensitively after removing everything but letters and digits, so
-`Colourization.py`, `colour-ization.py` and `COLORIZATION.ipynb` are the same name; British and
-American spellings (and -isation) are all accepted. A file can be a candidate at four levels:
+The roles are data (`grader.roles.Role`), given by the caller from the assignment's pack; nothing
+here knows any assignment. Names are compared case-insensitively after removing everything but
+letters and digits, so `Colourization.py`, `colour-ization.py` and `COLOURIZATION.ipynb` are the same
+name. A file can be a candidate at four levels:
 
-  0 exact name      colourization / colorization / colourisation . py|ipynb
-                    colour_regression / color_regression . py|ipynb
-                    min-char-rnn / min_char_rnn . py|ipynb            answers.toml
+  0 exact name      the stem is one of the role's preferred stems (`Role.stems`), with one of its suffixes
   1 copy of it      the exact name plus a copy suffix: `Colourization (1).ipynb`, `colourization - Copy.py`
-  2 keyword         the name contains the keyword: `a2_colourization.py` (colouri[sz]ation),
-                    `colour_regression_v2.py` (regression), `char_rnn.py` (char…rnn), `rnn_temp.py`
-                    (starts with rnn), `my_answers.toml` (answer)
-  3 content only    no file is named for the role, but a .py/.ipynb defines the role's key names
-                    (`class CNN`/`class UNet`, `class RegressionCNN`, `def lossFun`)
+  2 keyword         the name matches one of the role's keywords (`Role.keywords`; roles with a lower
+                    `keyword_rank` are tried first)
+  3 content only    no file is named for the role, but a code file defines the role's API
+                    (`Role.classes`, `Role.functions`)
 
 When several candidates exist the choice is deterministic, by the first rule that separates them:
   1. lower level (an exact name beats a copy, a copy beats a keyword match);
-  2. a file that defines the role's key names beats one that does not;
+  2. a file that defines the role's API beats one that does not;
   3. the shallower path (fewer folders deep);
   4. the more recently modified (as recorded in the archive);
   5. .py before .ipynb;
@@ -29,35 +27,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.records import ROLE_COLOURIZATION, ROLE_REGRESSION, ROLE_RNN
+from grader.roles import CODE, Role
 
-ROLE_ANSWERS = "answers"
-CODE_ROLES = (ROLE_COLOURIZATION, ROLE_REGRESSION, ROLE_RNN)
-ROLES = CODE_ROLES + (ROLE_ANSWERS,)
 CODE_SUFFIXES = (".py", ".ipynb")
 
-# What each role looks for, in words, for the notes and error messages.
-EXPECTED = {
-    ROLE_COLOURIZATION: "colourization.py/.ipynb (or colorization)",
-    ROLE_REGRESSION: "colour_regression.py/.ipynb (or color_regression)",
-    ROLE_RNN: "min-char-rnn.py (or min_char_rnn, *char*rnn*, rnn*; .py/.ipynb)",
-    ROLE_ANSWERS: "answers.toml",
-}
-_EXACT = {
-    ROLE_COLOURIZATION: {"colourization", "colorization", "colourisation", "colorisation"},
-    ROLE_REGRESSION: {"colourregression", "colorregression"},
-    ROLE_RNN: {"mincharrnn"},
-    ROLE_ANSWERS: {"answers"},
-}
-_KEY_NAMES = {
-    ROLE_COLOURIZATION: (re.compile(r"\bclass\s+(CNN|UNet)\b"), "CNN/UNet"),
-    ROLE_REGRESSION: (re.compile(r"\bclass\s+RegressionCNN\b"), "RegressionCNN"),
-    ROLE_RNN: (re.compile(r"\bdef\s+lossFun\b"), "lossFun"),
-}
 # `Colourization (1)`, `colourization - Copy`, `colourization_copy2`, `Copy of colourization`
 _COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|[\s_-]*-?\s*copy(\s*\(?\d*\)?)?)+$", re.IGNORECASE)
 _COPY_PREFIX = re.compile(r"^copy\s+of\s+", re.IGNORECASE)
-_CONTENT_BYTES = 8 * 2**20                   # how much of a file is searched for the key names
+_CONTENT_BYTES = 8 * 2**20                   # how much of a file is searched for the API
 _LEVEL_WORDS = {0: "exact name", 1: "the expected name with a copy suffix",
                 2: "name contains the role's keyword", 3: "no file has the expected name; it defines"}
 
@@ -80,9 +57,9 @@ class FileEntry:
 @dataclass
 class Candidate:
     entry: FileEntry
-    role: str
+    role: Role
     level: int                   # 0 exact .. 3 content only (see the module docstring)
-    defines: bool                # defines the role's key names
+    defines: bool                # defines the role's API
 
     def sort_key(self) -> tuple:
         e = self.entry
@@ -93,8 +70,8 @@ class Candidate:
 
 @dataclass
 class Location:
-    chosen: dict[str, FileEntry] = field(default_factory=dict)          # role -> file
-    candidates: dict[str, list[Candidate]] = field(default_factory=dict)  # role -> sorted, chosen first
+    chosen: dict[str, FileEntry] = field(default_factory=dict)          # role name -> file
+    candidates: dict[str, list[Candidate]] = field(default_factory=dict)  # role name -> sorted, chosen first
     notes: list[str] = field(default_factory=list)
 
 
@@ -102,39 +79,31 @@ def normalise(stem: str) -> str:
     return re.sub(r"[^a-z0-9]", "", stem.lower())
 
 
-def role_of_name(name: str) -> tuple[str, int] | None:
-    """(role, level 0-2) for a file name, or None when the name says nothing about a role."""
+def role_of_name(name: str, roles: tuple[Role, ...]) -> tuple[str, int] | None:
+    """(role name, level 0-2) for a file name, or None when the name says nothing about a role."""
     path = Path(name.replace("\\", "/"))
     suffix = path.suffix.lower()
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    if suffix == ".toml":
-        roles = [ROLE_ANSWERS]
-    elif suffix in CODE_SUFFIXES:
-        roles = list(CODE_ROLES)
-    else:
+    fitting = [r for r in roles if suffix in r.suffixes]
+    if not fitting:
         return None
     norm = normalise(stem)
     uncopied = normalise(_COPY_PREFIX.sub("", _COPY_SUFFIX.sub("", stem)))
-    for role in roles:
-        if norm in _EXACT[role]:
-            return role, 0
-    for role in roles:
-        if uncopied in _EXACT[role]:
-            return role, 1
-    if suffix == ".toml":
-        return (ROLE_ANSWERS, 2) if "answer" in norm else None
-    # The regression keyword is tested first: `colorization_regression.py` is the regression file.
-    if "regression" in norm:
-        return ROLE_REGRESSION, 2
-    if re.search(r"colou?ri[sz]ation", norm):
-        return ROLE_COLOURIZATION, 2
-    if re.search(r"char.*rnn", norm) or norm.startswith("rnn"):
-        return ROLE_RNN, 2
+    for role in fitting:
+        if norm in role.stems:
+            return role.name, 0
+    for role in fitting:
+        if uncopied in role.stems:
+            return role.name, 1
+    for role in sorted(fitting, key=lambda r: r.keyword_rank):   # stable: the pack's order otherwise
+        if any(re.search(k, norm) for k in role.keywords):
+            return role.name, 2
     return None
 
 
-def _defines(entry: FileEntry, role: str, cache: dict[Path, str]) -> bool:
-    if role not in _KEY_NAMES:
+def _defines(entry: FileEntry, role: Role, cache: dict[Path, str]) -> bool:
+    pattern = role.api_pattern
+    if role.kind != CODE or pattern is None:
         return True
     if entry.path not in cache:
         try:
@@ -142,41 +111,43 @@ def _defines(entry: FileEntry, role: str, cache: dict[Path, str]) -> bool:
                 cache[entry.path] = f.read(_CONTENT_BYTES).decode("utf-8", errors="replace")
         except OSError:
             cache[entry.path] = ""
-    return bool(_KEY_NAMES[role][0].search(cache[entry.path]))
+    return bool(pattern.search(cache[entry.path]))
 
 
-def locate(entries: list[FileEntry]) -> Location:
+def locate(entries: list[FileEntry], roles: tuple[Role, ...]) -> Location:
     """Choose one file per role among `entries` (the submission's files) and explain the choice."""
     cache: dict[Path, str] = {}
-    by_role: dict[str, list[Candidate]] = {role: [] for role in ROLES}
+    by_name = {role.name: role for role in roles}
+    by_role: dict[str, list[Candidate]] = {role.name: [] for role in roles}
     for entry in entries:
-        found = role_of_name(entry.name)
+        found = role_of_name(entry.name, roles)
         if found:
-            role, level = found
-            by_role[role].append(Candidate(entry, role, level, _defines(entry, role, cache)))
-    for role in CODE_ROLES:                      # level 3: only when nothing is named for the role
-        if not by_role[role]:
-            by_role[role] = [Candidate(e, role, 3, True) for e in entries
-                             if e.suffix in CODE_SUFFIXES and _defines(e, role, cache)]
+            name, level = found
+            role = by_name[name]
+            by_role[name].append(Candidate(entry, role, level, _defines(entry, role, cache)))
+    for role in roles:                           # level 3: only when nothing is named for the role
+        if role.kind == CODE and role.api and not by_role[role.name]:
+            by_role[role.name] = [Candidate(e, role, 3, True) for e in entries
+                                  if e.suffix in role.suffixes and _defines(e, role, cache)]
 
     location = Location()
-    for role in ROLES:
-        candidates = sorted(by_role[role], key=Candidate.sort_key)
-        location.candidates[role] = candidates
+    for role in roles:
+        candidates = sorted(by_role[role.name], key=Candidate.sort_key)
+        location.candidates[role.name] = candidates
         if not candidates:
-            location.notes.append(f"{role}: no file found (looked for {EXPECTED[role]})")
+            location.notes.append(f"{role.name}: no file found (looked for {role.expected})")
             continue
         best = candidates[0]
-        location.chosen[role] = best.entry
-        location.notes.append(_choice_note(role, best, candidates[1:]))
+        location.chosen[role.name] = best.entry
+        location.notes.append(_choice_note(best, candidates[1:]))
     return location
 
 
-def _choice_note(role: str, best: Candidate, others: list[Candidate]) -> str:
+def _choice_note(best: Candidate, others: list[Candidate]) -> str:
     why = _LEVEL_WORDS[best.level]
     if best.level == 3:
-        why += f" {_KEY_NAMES[role][1]}"
-    note = f"{role}: using {best.entry.name} ({why})"
+        why += f" {best.role.api_label}"
+    note = f"{best.role.name}: using {best.entry.name} ({why})"
     if others:
         shown = [f"{c.entry.name} ({_set_aside(best, c)})" for c in others[:8]]
         more = f" and {len(others) - 8} more" if len(others) > 8 else ""
@@ -190,7 +161,7 @@ def _set_aside(best: Candidate, other: Candidate) -> str:
     if other.level != best.level:
         return "its name is a less exact match"
     if other.defines != best.defines:
-        return f"it does not define {_KEY_NAMES[best.role][1]}"
+        return f"it does not define {best.role.api_label}"
     if o.depth != b.depth:
         return "it is in a deeper folder"
     if o.mtime != b.mtime:

@@ -16,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from classkit import zip_bytes
 from grader.intake import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
 from grader.locate import FileEntry, locate, role_of_name
+from grader.roles import roles_for
 from grader.sourceprep import MISSING_HELPER
 
 COLOURIZATION = '''\
@@ -356,7 +357,7 @@ def test_wrong_names_say_what_was_expected_and_found(tmp_path):
     ("train.py", None),
 ])
 def test_role_of_name(name, expected):
-    assert role_of_name(name) == expected
+    assert role_of_name(name, roles_for("a2")) == expected
 
 
 def test_several_candidates_choose_deterministically_and_say_why(tmp_path):
@@ -415,7 +416,7 @@ def test_locate_prefers_the_file_that_defines_the_key_names(tmp_path):
     a.write_text("import matplotlib\n")
     b = tmp_path / "z_colourization.py"
     b.write_text("class UNet:\n    pass\n")
-    location = locate([FileEntry(a, a.name), FileEntry(b, b.name)])
+    location = locate([FileEntry(a, a.name), FileEntry(b, b.name)], roles_for("a2"))
     assert location.chosen["colourization"].name == "z_colourization.py"
     assert "a2_colourization_plots.py (it does not define CNN/UNet)" in location.notes[0]
 
