@@ -43,6 +43,11 @@ class Role:
     kind: str = CODE                            # CODE (a .py/.ipynb module) or DATA (a file read as is)
     classes: tuple[str, ...] = ()               # a file that defines one of these ...
     functions: tuple[str, ...] = ()             # ... or one of these plays the role
+    aliases: tuple[str, ...] = ()               # ... or a def whose name matches one of these regexes
+    # The graded parts, each a tuple of name regexes (full match on a class, def or method name):
+    # how much of its own code a candidate holds is the number of parts it implements (the static
+    # proxy for "the candidate that earns most"). Default: one part per class and function.
+    parts: tuple[tuple[str, ...], ...] = ()
     signatures: dict = field(default_factory=dict)  # optional: API name -> parameter names, for messages
     stems: tuple[str, ...] = ()                 # preferred file stems, normalised (letters/digits only)
     keywords: tuple[str, ...] = ()              # regexes on the normalised stem: a name hint
@@ -61,13 +66,22 @@ class Role:
         return "/".join(self.api)
 
     @property
+    def graded_parts(self) -> tuple[tuple[str, ...], ...]:
+        return self.parts or tuple((re.escape(n),) for n in self.api)
+
+    def identifies(self, name: str) -> bool:
+        """Whether a class/def/method called `name` marks a file as a candidate for this role."""
+        return name in self.api or any(re.fullmatch(a, name) for a in self.aliases)
+
+    @property
     def api_pattern(self) -> re.Pattern | None:
         """A quick textual test for the API (before parsing): `class CNN`, `def lossFun`."""
         parts = []
         if self.classes:
             parts.append(r"\bclass\s+(?:" + "|".join(map(re.escape, self.classes)) + r")\b")
-        if self.functions:
-            parts.append(r"\bdef\s+(?:" + "|".join(map(re.escape, self.functions)) + r")\b")
+        names = [re.escape(f) for f in self.functions] + list(self.aliases)
+        if names:
+            parts.append(r"\bdef\s+(?:" + "|".join(names) + r")\b")
         return re.compile("|".join(parts)) if parts else None
 
 
