@@ -48,6 +48,7 @@ from . import rubric as rubricmod
 from .feedback import PICTURE, write_picture
 from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
 from .locate import role_of_name
+from .roles import roles_for
 from .pipeline import Options, grade, sandbox_for
 from .records import GradeReport
 from .schedule import Planner
@@ -117,7 +118,8 @@ class Settings:
 # Entries
 # --------------------------------------------------------------------------------------------------
 
-def collect(input_path: Path, out: Path | None = None) -> tuple[list[Entry], list[str], str | None]:
+def collect(input_path: Path, out: Path | None = None,
+            assignment: str = "a2") -> tuple[list[Entry], list[str], str | None]:
     """The students of INPUT: (entries sorted by student id, warnings, zip path or None)."""
     input_path = Path(input_path)
     if input_path.is_dir():
@@ -128,7 +130,8 @@ def collect(input_path: Path, out: Path | None = None) -> tuple[list[Entry], lis
         zpath = str(input_path)
     else:
         raise BatchError(f"{input_path} does not exist")
-    loose = [e.name for e in entries if not e.is_dir and (role_of_name(e.name) or ("", 9))[1] <= 1]
+    roles = roles_for(assignment)
+    loose = [e.name for e in entries if not e.is_dir and (role_of_name(e.name, roles) or ("", 9))[1] <= 1]
     if loose:
         raise BatchError(f"{input_path} holds {', '.join(loose[:3])} at its top: it looks like one student's "
                          f"submission, not a class. `grader grade` grades one submission; `grader batch` takes "
@@ -854,7 +857,7 @@ def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=
     """Collect INPUT's entries (unless given) and grade them; the CLI's and the demo's entry point."""
     try:
         if entries is None:
-            entries, warnings, zpath = collect(settings.input, settings.out)
+            entries, warnings, zpath = collect(settings.input, settings.out, settings.assignment)
         else:
             warnings, zpath = [], None
         if not entries:

@@ -172,7 +172,8 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     inputs = Inputs(arrays, meta)
     specs = gold_specs(rubric, profile, inputs)
     with tempfile.TemporaryDirectory(prefix="grader-gold-") as tmp:
-        sub = load_submission(PROJECT / "reference" / rubric.assignment, Path(tmp) / "ws", student="reference")
+        sub = load_submission(PROJECT / "reference" / rubric.assignment, Path(tmp) / "ws", student="reference",
+                              assignment=rubric.assignment)
         if sub.error:
             raise GoldError(f"the reference could not be taken in: {sub.error}")
         sandbox = sandbox or Sandbox(_limits(profile))

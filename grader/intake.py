@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import notebook, sourceprep
-from grader.locate import CODE_ROLES, EXPECTED, ROLE_ANSWERS, FileEntry, locate
+from grader.locate import FileEntry, locate
+from grader.roles import CODE, roles_for
 from grader.records import Submission
 
 RAW_DIR = ".raw"
@@ -73,7 +74,7 @@ class IntakeError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 def load_submission(path: Path, workspace: Path, *, student: str | None = None,
-                    limits: ZipLimits = ZipLimits()) -> Submission:
+                    limits: ZipLimits = ZipLimits(), assignment: str = "a2") -> Submission:
     """Unpack, find, convert and prepare one student's submission into `workspace` (see module doc)."""
     path, workspace = Path(path), Path(workspace)
     if not path.exists():
@@ -84,7 +85,7 @@ def load_submission(path: Path, workspace: Path, *, student: str | None = None,
     try:
         unpacked = _Unpacker(raw, limits).unpack(path)
         sub.notes.extend(unpacked.notes())
-        _prepare_all(unpacked, sub)
+        _prepare_all(unpacked, sub, roles_for(assignment))
     except IntakeError as exc:
         sub.error = str(exc)
         sub.modules, sub.answers = {}, None
@@ -421,7 +422,7 @@ def _listing(names: list[str], limit: int = _MAX_LISTED) -> str:
 # Preparing the modules
 # --------------------------------------------------------------------------------------------------
 
-def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
+def _prepare_all(unpacked: _Unpacked, sub: Submission, roles: tuple) -> None:
     entries = unpacked.entries
     if not entries:
         others = unpacked.ignored
@@ -429,9 +430,9 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
             raise IntakeError("the submission is empty: it contains no files"
                               + (f" (only system files: {_listing(unpacked.junk)})" if unpacked.junk else ""))
         raise IntakeError("the submission has no .py, .ipynb or answers.toml file; found: " + _listing(others))
-    location = locate(entries)
+    location = locate(entries, roles)
     if not location.chosen:
-        wanted = ", ".join(EXPECTED[r] for r in (*CODE_ROLES, ROLE_ANSWERS))
+        wanted = ", ".join(r.expected for r in roles)
         found = [e.name for e in entries] + unpacked.ignored
         raise IntakeError(f"none of the expected files was found (expected {wanted}); found: "
                           + _listing(found))
@@ -439,7 +440,7 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
 
     cache: dict[Path, tuple[str | None, str | None, list[str]]] = {}
     written: dict[str, str] = {}                    # module name in the workspace -> where it came from
-    for role in CODE_ROLES:
+    for role, module in ((r.name, r.module) for r in roles if r.kind == CODE):
         entry = location.chosen.get(role)
         if entry is None:
             continue
@@ -449,14 +450,13 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission) -> None:
             sub.role_errors[role] = error
             sub.notes.append(f"{role}: {error}")
             continue
-        target = sub.workspace / f"{role}.py"
+        target = sub.workspace / f"{module}.py"
         target.write_text(text, encoding="utf-8")
         sub.modules[role] = target
-        written[role] = entry.name
+        written[module] = entry.name
 
-    answers = location.chosen.get(ROLE_ANSWERS)
-    if answers is not None:
-        _copy_answers(answers, sub)
+    for data_role in (r.name for r in roles if r.kind != CODE and r.name in location.chosen):
+        _copy_answers(location.chosen[data_role], sub, data_role)
 
     # The other .py files whose names can be imported, shallowest first, so that `import utils`
     # in a student's module works.
@@ -551,12 +551,12 @@ def _prepare_data(data: bytes, name: str, suffix: str) -> tuple[str | None, str 
     return prepared.source, None, notes
 
 
-def _copy_answers(entry: FileEntry, sub: Submission) -> None:
+def _copy_answers(entry: FileEntry, sub: Submission, role: str) -> None:
     size = entry.path.stat().st_size
     if size > MAX_ANSWERS_BYTES:
-        sub.role_errors[ROLE_ANSWERS] = (f"{entry.name} is {_mib(size)}; an answers file is expected "
+        sub.role_errors[role] = (f"{entry.name} is {_mib(size)}; an answers file is expected "
                                          f"to be under {_mib(MAX_ANSWERS_BYTES)}")
-        sub.notes.append(f"{ROLE_ANSWERS}: {sub.role_errors[ROLE_ANSWERS]}")
+        sub.notes.append(f"{role}: {sub.role_errors[role]}")
         return
     target = sub.workspace / ANSWERS_FILE
     shutil.copyfile(entry.path, target)
@@ -564,8 +564,8 @@ def _copy_answers(entry: FileEntry, sub: Submission) -> None:
     try:
         tomllib.loads(target.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        sub.role_errors[ROLE_ANSWERS] = f"{entry.name} is not valid TOML ({exc}); fix it so it can be read"
-        sub.notes.append(f"{ROLE_ANSWERS}: {sub.role_errors[ROLE_ANSWERS]}")
+        sub.role_errors[role] = f"{entry.name} is not valid TOML ({exc}); fix it so it can be read"
+        sub.notes.append(f"{role}: {sub.role_errors[role]}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp, \
             tempfile.TemporaryDirectory(prefix="grader-", dir=getattr(sandbox, "workspace_parent", None)) as wtmp:
         tmp = Path(tmp)
-        sub = load_submission(Path(path), Path(wtmp) / "workspace", student=opts.student)
+        sub = load_submission(Path(path), Path(wtmp) / "workspace", student=opts.student,
+                              assignment=opts.assignment)
         report = GradeReport(opts.assignment, sub.student, [], profile=opts.profile,
                              notes=list(sub.notes), isolation=getattr(sandbox, "description", ""))
         if sub.error:

@@ -100,6 +100,7 @@ class Planner:
         """`source(entry, work) -> (path or None, error report or None)`: the batch's own."""
         self.entries, self.source, self.scratch, self.stop = list(entries), source, Path(scratch), stop
         self.model = CostModel(assignment)
+        self.assignment = assignment
         self.heap: list[tuple[float, int]] = []
         self.planned = 0
         self.cond = threading.Condition()
@@ -112,7 +113,8 @@ class Planner:
             path, _ = self.source(entry, work / "entry")
             if path is None:
                 return 0.0
-            return self.model.cost(load_submission(path, work / "ws", student=entry.student))
+            return self.model.cost(load_submission(path, work / "ws", student=entry.student,
+                                                   assignment=self.assignment))
         except Exception:  # noqa: BLE001 - a guess only; the grader meets the problem itself
             return ROLE
         finally:

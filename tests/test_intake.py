@@ -16,6 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from classkit import zip_bytes
 from grader.intake import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
 from grader.locate import FileEntry, locate, role_of_name
+from grader.roles import roles_for
 from grader.sourceprep import MISSING_HELPER
 
 COLOURIZATION = '''\
@@ -356,16 +357,18 @@ def test_wrong_names_say_what_was_expected_and_found(tmp_path):
     ("train.py", None),
 ])
 def test_role_of_name(name, expected):
-    assert role_of_name(name) == expected
+    assert role_of_name(name, roles_for("a2")) == expected
 
 
 def test_several_candidates_choose_deterministically_and_say_why(tmp_path):
+    # Every candidate holds the student's own CNN, so the names, folders and dates decide.
+    own_cnn = "class CNN:\n    def __init__(self, k, nf, nc):\n        self.k = k"
     sub = intake(tmp_path, write_zip(tmp_path / "s.zip", {
         "a2_colourization.py": COLOURIZATION,
         "old/colourization.py": COLOURIZATION,
-        "Colourization (1).ipynb": nb_text("class CNN:\n    pass"),
+        "Colourization (1).ipynb": nb_text(own_cnn),
         "colourization.py": COLOURIZATION,
-        "colorization.ipynb": ((2018, 1, 1, 0, 0, 0), nb_text("class CNN:\n    pass")),
+        "colorization.ipynb": ((2018, 1, 1, 0, 0, 0), nb_text(own_cnn)),
     }))
     text = notes(sub)
     line = next(n for n in sub.notes if n.startswith("colourization:"))
@@ -415,7 +418,7 @@ def test_locate_prefers_the_file_that_defines_the_key_names(tmp_path):
     a.write_text("import matplotlib\n")
     b = tmp_path / "z_colourization.py"
     b.write_text("class UNet:\n    pass\n")
-    location = locate([FileEntry(a, a.name), FileEntry(b, b.name)])
+    location = locate([FileEntry(a, a.name), FileEntry(b, b.name)], roles_for("a2"))
     assert location.chosen["colourization"].name == "z_colourization.py"
     assert "a2_colourization_plots.py (it does not define CNN/UNet)" in location.notes[0]
 

@@ -10,6 +10,9 @@ import hashlib
 import inspect
 import math
 import os
+import re
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -395,69 +398,319 @@ def _inject_snapshot(ctx, args, arrays):
     """Give the student's module the snapshot's weights and its own character order (the one the
     snapshot was trained with, not list(set(data)) of the student's run)."""
     mod = ctx.module("rnn")
-    for name in ("Wxh", "Whh", "Why", "bh", "by"):
-        setattr(mod, name, arrays[name].astype(np.float64).copy())
     chars = list(args["chars"])
-    mod.chars = chars
-    mod.char_to_ix = {c: i for i, c in enumerate(chars)}
-    mod.ix_to_char = {i: c for i, c in enumerate(chars)}
-    mod.vocab_size = len(chars)
-    mod.hidden_size = int(arrays["Whh"].shape[0])
+    _inject(mod, arrays, chars)
     return mod, chars
 
 
-def _as_indices(result, chars, what):
+def _inject(obj, arrays, chars):
+    for name in ("Wxh", "Whh", "Why", "bh", "by"):
+        setattr(obj, name, arrays[name].astype(np.float64).copy())
+    obj.chars = chars
+    obj.char_to_ix = {c: i for i, c in enumerate(chars)}
+    obj.ix_to_char = {i: c for i, c in enumerate(chars)}
+    obj.vocab_size = len(chars)
+    obj.hidden_size = int(arrays["Whh"].shape[0])
+
+
+# What the parameters of a sampler or a completion are, by their names (older offerings' too).
+_H_PARAM = re.compile(r"^(h|hprev|h_?prev\w*|h0|h_?init\w*|hidden\w*|state|h_?state|memory|mem)$", re.I)
+_SEED_PARAM = re.compile(r"^(seed\w*|ix|idx|x|x0|start_?ix|first\w*|init\w*|inp|input|c|ch|char\w*|letter)$", re.I)
+_CHAR_SEED = re.compile(r"^(c|ch|char\w*|letter|seed_?char\w*)$", re.I)
+_N_PARAM = re.compile(r"^(n|k|m|num\w*|n_\w+|\w*len\w*|\w*lenght\w*|size|steps?|count|limit|max\w*|min\w*|"
+                      r"how_many|chars?_?count)$", re.I)
+_MULTIPLIES = re.compile(r"^(alpha|beta|a|b|inv_?temp\w*|inverse_?temp\w*|scale)$", re.I)
+_DIVIDES = re.compile(r"^(temperature|temp|t|tau|temper\w*)$", re.I)
+_STRING_PARAM = re.compile(r"^(start\w*|s|string|str\w*|\w*_?str(ing)?|text|txt|phrase|prefix|prime\w*|"
+                           r"context|sentence|word\w*|begin\w*|inputs?_?str\w*|given\w*)$", re.I)
+
+
+@dataclass
+class _Found:
+    qualname: str
+    fn: object                       # the function (unbound for a method)
+    owner: type | None               # the class a method belongs to
+    params: list                     # inspect.Parameter, without `self`
+
+    @property
+    def signature(self) -> str:
+        return f"{self.qualname}({', '.join(p.name for p in self.params)})"
+
+
+def _functions(mod) -> list[_Found]:
+    """The student's functions: module-level ones and the methods of module-level classes, from the
+    student's own files (the workspace) only."""
+    home = os.path.dirname(os.path.abspath(getattr(mod, "__file__", "") or "."))
+
+    def theirs(obj):
+        try:
+            src = inspect.getsourcefile(obj)
+        except (TypeError, OSError):
+            return False
+        return bool(src) and os.path.dirname(os.path.abspath(src)) == home
+
+    found = []
+    for name, obj in list(vars(mod).items()):
+        if inspect.isfunction(obj) and theirs(obj):
+            found.append(_Found(name, obj, None, _params(obj)))
+        elif inspect.isclass(obj) and theirs(obj):
+            for mname, m in vars(obj).items():
+                if inspect.isfunction(m) and not mname.startswith("__"):
+                    found.append(_Found(f"{name}.{mname}", m, obj, _params(m)[1:]))
+    return found
+
+
+def _params(fn) -> list:
+    try:
+        return list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def _listing(found: list[_Found]) -> str:
+    shown = [f.signature for f in found[:12]]
+    return ", ".join(shown) + (f" and {len(found) - 12} more" if len(found) > 12 else "") if shown else "none"
+
+
+def _name_rank(qualname: str, names, patterns) -> int | None:
+    """0.. for the rubric's names in order, then the aliases' patterns; None when the name fits neither."""
+    name = qualname.rsplit(".", 1)[-1]
+    if name in names:
+        return list(names).index(name)
+    if any(re.fullmatch(p, name, re.I) for p in patterns):
+        return len(names)
+    return None
+
+
+def _temperature_param(params):
+    """(parameter, convention) for the temperature argument, by name or (the handout) 4th position."""
+    for p in params:
+        if _MULTIPLIES.match(p.name):
+            return p, "multiplies"
+        if _DIVIDES.match(p.name):
+            return p, "divides"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 4 and not (_H_PARAM.match(positional[3].name) or _SEED_PARAM.match(positional[3].name)
+                                     or _N_PARAM.match(positional[3].name)):
+        return positional[3], "multiplies"       # sample(h, seed_ix, n, <4th>): the handout's alpha
+    return None, None
+
+
+def _instance(found: _Found, arrays, chars, cache: dict):
+    """An instance of the class that owns a sampler/completion method, with the snapshot injected."""
+    if found.owner is None:
+        return None
+    if found.owner not in cache:
+        hidden = int(arrays["Whh"].shape[0])
+        kwargs = {}
+        for p in _params(found.owner.__init__)[1:]:
+            low = p.name.lower()
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if low in ("hidden_size", "hidden", "h_size", "hsize", "n_hidden", "num_hidden", "hidden_dim"):
+                kwargs[p.name] = hidden
+            elif low in ("vocab_size", "vocab_len", "v", "n_chars", "num_chars", "input_size", "output_size"):
+                kwargs[p.name] = len(chars)
+            elif low in ("chars", "vocab", "vocabulary", "alphabet", "characters", "char_list"):
+                kwargs[p.name] = list(chars)
+            elif low in ("data", "text", "corpus"):
+                kwargs[p.name] = "".join(chars)
+            elif _DIVIDES.match(p.name) or _MULTIPLIES.match(p.name):
+                kwargs[p.name] = 1.0
+            elif p.default is p.empty:
+                raise StudentError(f"cannot construct {found.owner.__name__} to call {found.qualname}: "
+                                   f"its constructor needs `{p.name}`, which the grader cannot supply")
+        try:
+            cache[found.owner] = found.owner(**kwargs)
+        except StudentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the student's constructor
+            raise StudentError(f"{found.owner.__name__}({', '.join(kwargs)}) failed: "
+                               f"{type(exc).__name__}: {exc}") from None
+        _inject(cache[found.owner], arrays, chars)
+    return cache[found.owner]
+
+
+def _reset_state(obj, h):
+    """Put hidden state h into an instance's own state attributes (`self.hprev`), for methods that
+    keep the state on the object instead of taking it as an argument."""
+    for name, value in list(vars(obj).items()):
+        if isinstance(value, np.ndarray) and value.shape == h.shape and _H_PARAM.match(name):
+            setattr(obj, name, h.copy())
+
+
+def _bind(found: _Found, values: dict, what: str) -> dict:
+    """Keyword arguments for `found` from `values` (role -> value); roles: h, seed, n, temp, string."""
+    kwargs, positional_roles = {}, ["h", "seed", "n", "temp"]
+    for k, p in enumerate(found.params):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        role = values.get("_roles", {}).get(p.name)
+        if role is None:
+            if "string" in values and _STRING_PARAM.match(p.name) and not _SEED_PARAM.match(p.name):
+                role = "string"
+            elif _H_PARAM.match(p.name):
+                role = "h"
+            elif _N_PARAM.match(p.name):
+                role = "n"
+            elif _SEED_PARAM.match(p.name):
+                role = "seed"
+            elif p.default is p.empty and "string" not in values and k < len(positional_roles):
+                role = positional_roles[k]                  # the handout's order
+        if role in values and values[role] is not None:
+            kwargs[p.name] = values[role]
+        elif p.default is p.empty:
+            raise StudentError(f"{found.signature}: the grader cannot tell what to pass as `{p.name}` "
+                               f"(expected the handout's {what})")
+    return kwargs
+
+
+def _as_indices(result, chars, what, starter=""):
+    """A generated sequence as character indices: a string, a list/array of indices, or a tuple
+    holding one of those (the first that fits); a copy of `starter` in front is removed."""
+    if isinstance(result, tuple):
+        for part in result:
+            if isinstance(part, str) or (hasattr(part, "__len__") and not isinstance(part, dict)):
+                result = part
+                break
+    index = {c: i for i, c in enumerate(chars)}
     if isinstance(result, str):
-        index = {c: i for i, c in enumerate(chars)}
+        if starter and result.startswith(starter):
+            result = result[len(starter):]
         if any(c not in index for c in result):
             raise StudentError(f"{what} returned characters outside the vocabulary")
         return [index[c] for c in result]
+    if result is None:
+        raise StudentError(f"{what} returned None; expected the generated text (a string or a list "
+                           f"of character indices)")
     try:
-        return [int(i) for i in np.asarray(result).ravel()]
+        ix = [int(i) for i in np.asarray(result).ravel()]
     except (TypeError, ValueError):
         raise StudentError(f"{what} returned {type(result).__name__}; expected a list of "
                            f"character indices or a string") from None
+    prefix = [index[c] for c in starter] if starter and all(c in index for c in starter) else []
+    if prefix and ix[:len(prefix)] == prefix:
+        ix = ix[len(prefix):]
+    return ix
+
+
+def _call(found: _Found, owner, kwargs, retry_char_seed=None):
+    fn = found.fn.__get__(owner) if owner is not None else found.fn
+    try:
+        return fn(**kwargs)
+    except (KeyError, IndexError, TypeError) as exc:
+        if retry_char_seed is None:
+            raise
+        name, char = retry_char_seed                     # `seed` meant a character, not an index
+        return fn(**dict(kwargs, **{name: char}))
 
 
 @probe("rnn_sample")
 def rnn_sample(ctx, args, arrays):
     mod, chars = _inject_snapshot(ctx, args, arrays)
-    name, fn = _get(mod, args["names"], "temperature sampling function")
-    if _n_positional(fn) < 4:
-        raise StudentError(f"{name}{inspect.signature(fn)} takes no temperature: expected "
-                           f"{name}(h, seed_ix, n, alpha)")
+    found = _functions(mod)
+    ranked = []
+    for f in found:
+        rank = _name_rank(f.qualname, args["names"], args.get("patterns", ()))
+        if rank is None:
+            continue
+        param, convention = _temperature_param(f.params)
+        ranked.append((param is None, f.owner is not None, rank, f.qualname, f, param, convention))
+    ranked.sort(key=lambda r: r[:4])
+    if not ranked:
+        raise StudentError(f"no sampling function found: expected sample(h, seed_ix, n, alpha) "
+                           f"(or another sampler name: {', '.join(args['names'][:4])}, sample_*, "
+                           f"*_temperature); functions found: {_listing(found)}")
+    *_, f, param, convention = ranked[0]
+    if param is None:
+        raise StudentError(f"{f.signature} takes no temperature: expected {f.qualname.rsplit('.', 1)[-1]}"
+                           f"(h, seed_ix, n, alpha); samplers found: "
+                           f"{_listing([r[4] for r in ranked])}")
+    alpha = float(args["alpha"])
+    value = alpha if convention == "multiplies" else 1.0 / alpha
     h = arrays["h"].astype(np.float64)
+    seed_ix, n = int(args["seed_ix"]), int(args["n"])
+    cache: dict = {}
+    owner = _instance(f, arrays, chars, cache)
+    values = {"h": h, "seed": seed_ix, "n": n, "temp": value, "_roles": {param.name: "temp"}}
+    kwargs = _bind(f, values, "sample(h, seed_ix, n, alpha)")
+    seed_name = next((p.name for p in f.params if kwargs.get(p.name) is seed_ix and p.name != param.name), None)
+    retry = (seed_name, chars[seed_ix]) if seed_name else None
+    if seed_name and _CHAR_SEED.match(seed_name):
+        kwargs[seed_name], retry = chars[seed_ix], None
     np.random.seed(args["seed"])
     draws = []
     for _ in range(args["reps"]):
-        ix = _as_indices(fn(h.copy(), args["seed_ix"], args["n"], args["alpha"]), chars, name)
-        if len(ix) != args["n"]:
-            raise StudentError(f"{name}(h, seed_ix, n={args['n']}, alpha) returned {len(ix)} "
-                               f"characters; expected {args['n']}")
+        if owner is not None:
+            _reset_state(owner, h)
+        call = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+        ix = _as_indices(_call(f, owner, call, retry), chars, f.qualname)
+        if len(ix) != n:
+            raise StudentError(f"{f.signature} with n={n} returned {len(ix)} characters; expected {n}")
         draws.append(ix)
-    return {"draws": np.array(draws, dtype=np.int32)}, {"function": name}
+    facts = {"function": f.qualname, "signature": f.signature, "temperature": param.name,
+             "convention": convention, "value": value}
+    return {"draws": np.array(draws, dtype=np.int32)}, facts
 
 
 @probe("rnn_complete")
 def rnn_complete(ctx, args, arrays):
     mod, chars = _inject_snapshot(ctx, args, arrays)
-    name, fn = _get(mod, args["names"], "string completion function")
-    starter, n = args["starter"], args["n"]
-    call = (starter, n, 1.0) if _n_positional(fn) >= 3 and _required(fn) >= 3 else (starter, n)
+    starter, n = args["starter"], int(args["n"])
+    found = _functions(mod)
+    ranked = []
+    for f in found:
+        rank = _name_rank(f.qualname, args["names"], args.get("patterns", ()))
+        takes_string = any(_STRING_PARAM.match(p.name) and not _SEED_PARAM.match(p.name) for p in f.params)
+        takes_length = any(_N_PARAM.match(p.name) for p in f.params)
+        primed = (not takes_string and any(_H_PARAM.match(p.name) for p in f.params)
+                  and any(_SEED_PARAM.match(p.name) for p in f.params))
+        if rank is None and not (takes_string and takes_length):
+            continue                                   # e.g. part2(inputs_string, temp, n) is kept
+        if rank is None and _name_rank(f.qualname, (), args.get("sampler_patterns", ())) is not None:
+            continue                                   # a sampler, not a completion
+        ranked.append((not (takes_string or primed), rank is None, rank or 0, f.owner is not None,
+                       f.qualname, f, takes_string, primed))
+    ranked.sort(key=lambda r: r[:5])
+    expected = ("expected complete(start, n) taking the starter string (or complete(h, seed_ix, n) "
+                "continuing from a primed hidden state)")
+    if not ranked:
+        raise StudentError(f"no completion function found: {expected}; functions found: {_listing(found)}")
+    if ranked[0][0]:
+        raise StudentError(f"{ranked[0][5].signature} takes neither a starter string nor a hidden "
+                           f"state, so it cannot be asked to complete a given string: {expected}; "
+                           f"functions found: {_listing(found)}")
+    *_, f, takes_string, primed = ranked[0]
+    hidden = int(arrays["Whh"].shape[0])
+    index = {c: i for i, c in enumerate(chars)}
+    if any(c not in index for c in starter):
+        raise ValueError("starter outside the vocabulary")       # ours: gold inputs are wrong
+    values = {"n": n, "temp": 1.0}
+    if takes_string:
+        values.update(string=starter, h=np.zeros((hidden, 1)))
+    else:                                  # from a primed hidden state: the grader primes it
+        h = np.zeros((hidden, 1))
+        w = {k: arrays[k].astype(np.float64) for k in ("Wxh", "Whh", "bh")}
+        for c in starter[:-1]:
+            h = np.tanh(w["Wxh"][:, [index[c]]] + w["Whh"] @ h + w["bh"])
+        values.update(h=h, seed=index[starter[-1]])
+    param, convention = _temperature_param(f.params)
+    if param is not None:
+        values["_roles"] = {param.name: "temp"}
+    cache: dict = {}
+    owner = _instance(f, arrays, chars, cache)
+    kwargs = _bind(f, values, "complete(start, n)")
     np.random.seed(args["seed"])
-    first, lengths = [], []
+    draws, lengths = [], []
     for _ in range(args["reps"]):
-        out = fn(*call)
-        if isinstance(out, str) and len(out) == len(starter) + n and out.startswith(starter):
-            out = out[len(starter):]          # accept completions returned with their starter
-        ix = _as_indices(out, chars, name)
+        if owner is not None:
+            _reset_state(owner, np.zeros((hidden, 1)) if takes_string else values["h"])
+        call = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+        ix = _as_indices(_call(f, owner, call), chars, f.qualname, starter if takes_string else "")
         lengths.append(len(ix))
-        first.append(ix[0] if ix else -1)
-    return ({"first": np.array(first, dtype=np.int32), "lengths": np.array(lengths, dtype=np.int32)},
-            {"function": name})
-
-
-def _required(fn) -> int:
-    params = [p for p in inspect.signature(fn).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
-    return sum(p.default is p.empty for p in params)
+        draws.append((ix + [-1] * n)[:n])
+    facts = {"function": f.qualname, "signature": f.signature,
+             "form": "string" if takes_string else "primed hidden state",
+             "temperature": param.name if param is not None else None, "convention": convention}
+    return ({"draws": np.array(draws, dtype=np.int32), "first": np.array([d[0] for d in draws], dtype=np.int32),
+             "lengths": np.array(lengths, dtype=np.int32)}, facts)

@@ -122,12 +122,24 @@ def snapshot_arrays(inputs):
     return {k: inputs.arrays[k] for k in ("Wxh", "Whh", "Why", "bh", "by")}
 
 
+# r1 draws this many characters per call, so that every step is judged, not only the first: each
+# drawn character must follow the model's distribution given the characters drawn before it.
+SAMPLE_STEPS = 6
+
+
+def _aliases():
+    from rubric.a2 import roles
+
+    return list(roles.SAMPLER_NAMES), list(roles.COMPLETION_NAMES)
+
+
 @group("rnn_sample")
 def rnn_sample(profile, inputs, for_gold=False):
     specs = []
+    sampler, _ = _aliases()
     for ctx in inputs.meta["sample_contexts"]:
-        args = dict(chars=inputs.meta["chars"], seed_ix=ctx["seed_ix"], n=1, alpha=ctx["alpha"],
-                    reps=ctx["reps"], seed=SEED, names=inputs.meta["sample_names"])
+        args = dict(chars=inputs.meta["chars"], seed_ix=ctx["seed_ix"], n=SAMPLE_STEPS, alpha=ctx["alpha"],
+                    reps=ctx["reps"], seed=SEED, names=inputs.meta["sample_names"], patterns=sampler)
         arrays = dict(snapshot_arrays(inputs), h=inputs.arrays[ctx["h"]])
         specs.append(ProbeSpec(f"rnn_sample/{ctx['name']}", "rnn_sample", "rnn", args, arrays,
                                timeout=profile["probe_timeout"]))
@@ -137,9 +149,11 @@ def rnn_sample(profile, inputs, for_gold=False):
 @group("rnn_complete")
 def rnn_complete(profile, inputs, for_gold=False):
     specs = []
+    sampler, completion = _aliases()
     for i, ctx in enumerate(inputs.meta["complete_contexts"]):
         args = dict(chars=inputs.meta["chars"], starter=ctx["starter"], n=ctx["n"], reps=ctx["reps"],
-                    seed=SEED, names=inputs.meta["complete_names"])
+                    seed=SEED, names=inputs.meta["complete_names"], patterns=completion,
+                    sampler_patterns=sampler)
         specs.append(ProbeSpec(f"rnn_complete/{i}", "rnn_complete", "rnn", args, snapshot_arrays(inputs),
                                timeout=profile["probe_timeout"]))
     return specs

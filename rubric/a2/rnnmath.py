@@ -67,3 +67,78 @@ def telling_starters(w, chars, text, count=2):
             scored.append((_tv(whole, last_only), starter))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [s for _, s in scored[:count]]
+
+
+# ------------------------------------------------------------------ every step of a generated sequence
+
+def _softmax_columns(z, beta):
+    z = beta * z
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def path_probs(w, h0, seed_ix, draws, beta=1.0, feed_input=True, carry_h=True):
+    """[R, S, V]: for each of R generated sequences (`draws` [R, S] of character indices, -1 where a
+    sequence ended), the distribution each drawn character had given the ones drawn before it.
+
+    The correct generator starts from state `h0` ([H, 1]) and input `seed_ix`, and after each draw
+    feeds the drawn character back as the next input and carries h on. The two common mistakes are
+    the same recursion with `feed_input=False` (the input stays the seed character) or
+    `carry_h=False` (every step starts again from h0)."""
+    draws = np.asarray(draws, dtype=np.int64)
+    reps, steps = draws.shape
+    h0 = np.asarray(h0, dtype=np.float64).reshape(-1, 1)
+    h = np.repeat(h0, reps, axis=1)                                   # [H, R]
+    x = np.full(reps, int(seed_ix))
+    out = np.empty((reps, steps, w["Why"].shape[0]))
+    for t in range(steps):
+        prev = h if carry_h else np.repeat(h0, reps, axis=1)
+        h = np.tanh(w["Wxh"][:, x] + w["Whh"] @ prev + w["bh"])      # [H, R]
+        out[:, t, :] = _softmax_columns(w["Why"] @ h + w["by"], beta).T
+        if feed_input:
+            x = np.where(draws[:, t] >= 0, draws[:, t], x)
+    return out
+
+
+def sequential_fit(draws, probs, alpha_test, first_step=1):
+    """(ok, p-value, detail): do steps `first_step`.. of `draws` [R, S] follow `probs` [R, S, V], each
+    draw its own conditional distribution? Pearson's statistic on the per-step counts against the
+    summed expected counts (pooled to >= 5 expected per bin), summed over the steps. With draws
+    independent given the past, each category's count has variance sum p(1-p) <= its expectation, so
+    the statistic is at most chi-square and the false-alarm rate for a right generator is at most
+    `alpha_test`. A draw of a character with (almost) zero probability fails outright."""
+    from grader.compare import chi2_sf
+
+    draws = np.asarray(draws, dtype=np.int64)
+    stat, df, judged = 0.0, 0, 0
+    for t in range(first_step, draws.shape[1]):
+        live = draws[:, t] >= 0
+        if live.sum() < 20:
+            continue
+        d, p = draws[live, t], probs[live, t, :]
+        if (p[np.arange(d.size), d] < 1e-12).any():
+            return False, 0.0, f"drew characters that have (almost) zero probability at step {t + 1}"
+        observed = np.bincount(d, minlength=p.shape[1]).astype(np.float64)
+        expected = p.sum(axis=0)
+        obs_bins, exp_bins, o, e = [], [], 0.0, 0.0
+        for i in np.argsort(expected):
+            o, e = o + observed[i], e + expected[i]
+            if e >= 5:
+                obs_bins.append(o)
+                exp_bins.append(e)
+                o = e = 0.0
+        if e > 0 and exp_bins:
+            obs_bins[-1] += o
+            exp_bins[-1] += e
+        if len(exp_bins) < 2:
+            continue
+        ob, eb = np.array(obs_bins), np.array(exp_bins)
+        stat += float(((ob - eb) ** 2 / eb).sum())
+        df += len(eb) - 1
+        judged += int(live.sum())
+    if df == 0:
+        return True, 1.0, "no later steps to judge"
+    p_value = chi2_sf(stat, df)
+    return (p_value >= alpha_test, p_value,
+            f"the {judged} characters drawn after the first do not follow the model's distribution "
+            f"given the characters before them (chi-square p = {p_value:.2g})")
