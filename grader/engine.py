@@ -293,7 +293,8 @@ class ForkServer:
             limits = sandbox.limits
             msg = {"op": "spawn", "id": wid, "workspace_root": str(self.ws_root),
                    "workspace": str(workspace), "uid": uid, "gid": uid, "strict": True,
-                   "tmp_bytes": limits.tmp_bytes, "rlimits": sandbox.rlimit_list(limits.processes),
+                   "space_bytes": limits.space_bytes, "seccomp": sandbox.seccomp,
+                   "rlimits": sandbox.rlimit_list(limits.processes),
                    "env": sandbox.env(workspace), "identity": _identity(uid)}
             reply = self._request(msg, child_ends)
             for fd in child_ends:
