@@ -40,7 +40,8 @@ from .checks import CheckMemo
 from .sandbox import (RUNTIME_PACKAGE, CappedOutput, Sandbox, _identity, _UidSlot, runtime_dir,
                       sweep_uid)
 
-ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN")
+# CAP_CHOWN: the monitor gives the worker's copy of its workspace (worker/space.py) to the worker's uid
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_CHOWN")
 STARTUP_S = 120.0           # the zygote imports torch once; on a loaded machine that can take a while
 READY_S = 30.0              # a fork's namespace and view setup takes milliseconds
 REQUEST_S = 30.0

@@ -731,7 +731,8 @@ class Sandbox:
         return args   # no --chdir: the workspace is the worker uid's 0700 folder; boot enters it
 
     def _prepare(self, workspace: Path, uid: int | None) -> None:
-        """Check the workspace is a plain student folder; in isolated mode give it to `uid`."""
+        """Check the workspace is a plain student folder. In isolated mode the worker gets a copy
+        owned by `uid` (worker/space.py), so the host's folder stays root's, made 0700."""
         real = os.path.realpath(workspace)
         if not os.path.isdir(real) or os.path.islink(workspace):
             raise ValueError(f"workspace {workspace} is not a folder")
@@ -741,15 +742,8 @@ class Sandbox:
         for path in guarded:
             if _under(os.path.realpath(path), real) or _under(path, real):
                 raise ValueError(f"refusing to use {workspace} as a workspace: it holds {path}")
-        if uid is None:
-            return
-        for top, dirs, files in os.walk(real, followlinks=False):
-            for name in [None] + dirs + files:
-                path = top if name is None else os.path.join(top, name)
-                st = os.lstat(path)
-                if st.st_uid != uid or st.st_gid != uid:
-                    os.lchown(path, uid, uid)
-        os.chmod(real, 0o700)
+        if uid is not None:
+            os.chmod(real, 0o700)
 
     def launch(self, workspace: Path) -> WorkerProcess:
         """Start a worker for `workspace`. The worker dies with the thread that launched it

@@ -41,19 +41,20 @@ def _mount(source, target, fstype, flags, data=None) -> None:
 
 
 def make(point: str, size: int, uid: int | None) -> None:
-    """Mount the worker's tmpfs of `size` bytes at `point` and make its ws/ (owned by `uid`),
-    tmp/ and shm/."""
+    """Mount the worker's tmpfs of `size` bytes at `point` and make its ws/, tmp/ and shm/
+    (`copy_tree` gives ws/ to the worker's uid once it is filled)."""
     _mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(size)},mode=0755")
     for name, mode in (("tmp", 0o1777), ("shm", 0o1777), ("ws", 0o700)):
         os.mkdir(os.path.join(point, name))
         os.chmod(os.path.join(point, name), mode)
-    _own(os.path.join(point, "ws"), uid)
 
 
 def copy_tree(src_fd: int, dest: str, uid: int | None) -> int:
     """Copy the folder open at `src_fd` into `dest` (an existing folder), never following a link;
-    everything is owned by `uid` (when given). Returns the bytes copied."""
-    total = 0
+    everything, `dest` included, is then owned by `uid` (when given; folders last, deepest first,
+    as the copier may hold no capability to write in a folder it no longer owns). Returns the
+    bytes copied."""
+    total, folders = 0, [dest]
     for top, dirs, files, top_fd in os.fwalk(".", dir_fd=src_fd, follow_symlinks=False):
         out_dir = os.path.normpath(os.path.join(dest, top))
         for name in dirs:
@@ -63,6 +64,8 @@ def copy_tree(src_fd: int, dest: str, uid: int | None) -> int:
                 os.symlink(os.readlink(name, dir_fd=top_fd), target)
             else:
                 os.mkdir(target, stat.S_IMODE(st.st_mode) | 0o700)
+                folders.append(target)
+                continue
             _own(target, uid)
         for name in files:
             st = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
@@ -74,6 +77,8 @@ def copy_tree(src_fd: int, dest: str, uid: int | None) -> int:
             else:
                 continue                        # no devices, fifos or sockets in a workspace
             _own(target, uid)
+    for folder in reversed(folders):
+        _own(folder, uid)
     return total
 
 
@@ -120,7 +125,7 @@ def main(argv: list[str]) -> None:
     try:
         copy_tree(src, os.path.join(point, "ws"), cfg.get("uid"))
     except OSError as exc:
-        sys.stderr.write(f"grader sandbox: the submission's files do not fit the worker's "
+        sys.stderr.write(f"grader sandbox: cannot copy the submission into the worker's "
                          f"{_mib(size)} of space: {exc}\n")
         sys.stderr.flush()
         os._exit(COPY_FAILED)

@@ -269,7 +269,7 @@ def _enter_namespaces(msg: dict) -> None:
     try:
         space.copy_tree(src_fd, "/tmp/ws", msg.get("uid"))
     except OSError as exc:
-        raise OSError(exc.errno, f"the submission's files do not fit the worker's "
+        raise OSError(exc.errno, f"cannot copy the submission into the worker's "
                                  f"{int(msg['space_bytes']) / 2**20:g} MiB of space: {exc}") from None
     os.close(src_fd)
     ws_fd = os.open("/tmp/ws", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
