@@ -208,7 +208,7 @@ def same(a: dict, b: dict) -> bool:
 
 def leftovers(work: Path) -> list[str]:
     """Processes that belong to the soak: their working folder, command line or environment names
-    the soak's folder (TMPDIR points there, so workspaces, runtime copies and sandboxes do)."""
+    `work` (a run's TMPDIR: its workspaces, runtime copy and sandboxes are there)."""
     mark = str(work).encode()
     found = []
     for entry in os.scandir("/proc"):
@@ -243,9 +243,11 @@ def per_student_seconds(verdict: dict, started_at: float, block: int) -> tuple[f
 def soak(args) -> dict:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "tmp").mkdir(exist_ok=True)
-    env = dict(os.environ, TMPDIR=str(work / "tmp"), PYTHONPATH=str(PROJECT))
-    log = work / "batch.log"
+    envs = {}
+    for name in ("killed", "clean", "alone"):      # one TMPDIR per run: its leftovers name it
+        (work / f"tmp-{name}").mkdir(exist_ok=True)
+        envs[name] = dict(os.environ, TMPDIR=str(work / f"tmp-{name}"), PYTHONPATH=str(PROJECT))
+    env = envs["alone"]
     report: dict = {"students": args.students, "seed": args.seed, "workers": args.workers,
                     "probe_timeout": args.probe_timeout, "loadavg_start": os.getloadavg()}
     t0 = time.monotonic()
@@ -258,24 +260,43 @@ def soak(args) -> dict:
     report["kill_after_results"] = kill_points
     print(f"soak: {n} students, {report['kinds']} kinds, kills after {kill_points} results", flush=True)
 
-    # killed: two SIGKILLs, then resumed to the end
-    killed_out = work / "killed"
+    # killed (two SIGKILLs, then resumed to the end) and clean (uninterrupted), side by side with
+    # --parallel (each then has half the machine), else one after the other
+    killed_out, clean_out = work / "killed", work / "clean"
     shutil.rmtree(killed_out, ignore_errors=True)
-    runs = []
-    for point in kill_points + [None]:
-        runs.append(run_batch(work / "class", killed_out, args, env, log, kill_after=point))
-        runs[-1]["leftover_processes_after"] = leftovers(work)
-        print(f"soak: killed-run segment {len(runs)}: {runs[-1]['results_after']} results, exit "
-              f"{runs[-1]['exit']}, {runs[-1]['seconds']} s", flush=True)
-        time.sleep(1)
-    report["killed_runs"] = runs
-
-    # clean: the same command, uninterrupted
-    clean_out = work / "clean"
     shutil.rmtree(clean_out, ignore_errors=True)
-    clean_start = time.time()
-    report["clean_run"] = run_batch(work / "class", clean_out, args, env, log)
-    print(f"soak: clean run: exit {report['clean_run']['exit']}, {report['clean_run']['seconds']} s", flush=True)
+    runs: list = []
+    clean_start = [0.0]
+
+    def killed_run():
+        for point in kill_points + [None]:
+            runs.append(run_batch(work / "class", killed_out, args, envs["killed"], work / "killed.log",
+                                  kill_after=point))
+            time.sleep(1)
+            # processes of the killed grader still alive (its TMPDIR, or its output folder)
+            runs[-1]["leftover_processes_after"] = leftovers(work / "tmp-killed") + leftovers(killed_out)
+            print(f"soak: killed-run segment {len(runs)}: {runs[-1]['results_after']} results, exit "
+                  f"{runs[-1]['exit']}, {runs[-1]['seconds']} s", flush=True)
+            time.sleep(1)
+
+    def clean_run():
+        clean_start[0] = time.time()
+        report["clean_run"] = run_batch(work / "class", clean_out, args, envs["clean"], work / "clean.log")
+        print(f"soak: clean run: exit {report['clean_run']['exit']}, {report['clean_run']['seconds']} s",
+              flush=True)
+
+    if args.parallel:
+        threads = [threading.Thread(target=f) for f in (killed_run, clean_run)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        killed_run()
+        clean_run()
+    report["killed_runs"] = runs
+    clean_start = clean_start[0]
+    partial(work, report)
 
     killed_v, clean_v = verdicts(killed_out), verdicts(clean_out)
     block = min(100, max(1, n // 5))
@@ -283,6 +304,7 @@ def soak(args) -> dict:
                                              per_student_seconds(clean_v, clean_start, block)))
     report["gradebook_identical"] = ((killed_out / "grades.csv").exists() and
                                      (killed_out / "grades.csv").read_text() == (clean_out / "grades.csv").read_text())
+    partial(work, report)
 
     # alone: one student of each kind, graded alone
     alone_root = work / "alone"
@@ -292,14 +314,23 @@ def soak(args) -> dict:
     by_kind: dict[str, str] = {}
     for student, kind in made.items():
         by_kind.setdefault(kind, student)
-    for kind, student in sorted(by_kind.items()):
+    def grade_alone(item):
+        kind, student = item
         cls = alone_root / "class" / student
         cls.mkdir(parents=True)
         shutil.copyfile(work / "class" / f"{student}_Assign2.zip", cls / f"{student}_Assign2.zip")
         out = alone_root / "out" / student
-        done = subprocess.run(batch_argv(cls, out, args), cwd=PROJECT, env=env, capture_output=True, text=True)
+        argv = batch_argv(cls, out, args)
+        argv[argv.index("--workers") + 1] = "1"
+        done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True)
         alone_exits.append(done.returncode)
         alone[kind] = verdicts(out).get(student, {"status": "missing", "items": {}, "fault": True})
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2 if args.parallel else 1) as pool:   # each alone: a batch of one
+        list(pool.map(grade_alone, sorted(by_kind.items())))
+    print(f"soak: {len(alone)} kinds graded alone", flush=True)
     differs = []
     for name, (run, got) in {"killed": (killed_v, killed_v), "clean": (clean_v, clean_v)}.items():
         for student, kind in made.items():
@@ -327,6 +358,10 @@ def soak(args) -> dict:
     return report
 
 
+def partial(work: Path, report: dict) -> None:
+    (work / "report.partial.json").write_text(json.dumps(report, indent=1, default=str))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--students", type=int, default=1000)
@@ -335,6 +370,8 @@ def main(argv=None) -> int:
     p.add_argument("--probe-timeout", type=float, default=10.0)
     p.add_argument("--work", help="the soak's folder (default /tmp/soak-N)")
     p.add_argument("--json", help="also write the report here")
+    p.add_argument("--parallel", action="store_true",
+                   help="run the killed and the clean batch side by side (and two alone at a time)")
     args = p.parse_args(argv)
     args.work = args.work or f"/tmp/soak-{args.students}"
     report = soak(args)
