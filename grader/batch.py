@@ -640,7 +640,7 @@ class Batch:
                 if cache is not None:
                     self.cache_info = f"{cache.hits} probe answers reused, {cache.stored} stored"
                     cache.prune()
-            if not finished:
+            if not finished or INTERRUPTED.is_set():
                 return 130
         self.progress.close()
         return self.finish(outcomes)
@@ -703,9 +703,11 @@ class Batch:
         pending = {pool.submit(job_next) for _ in todo}
         previous = signal.getsignal(signal.SIGTERM)
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _raise_interrupt)
+            signal.signal(signal.SIGTERM, _on_signal)
         try:
             while pending:
+                if INTERRUPTED.is_set():      # a KeyboardInterrupt some code swallowed still counts
+                    raise KeyboardInterrupt
                 done, _ = futures.wait(pending, timeout=0.5, return_when=futures.FIRST_COMPLETED)
                 for fut in done:
                     pending.remove(fut)
@@ -787,8 +789,27 @@ class Batch:
         return 1 if faults else 0
 
 
-def _raise_interrupt(signum, frame):
+# Set by the first Ctrl-C or SIGTERM of a batch and never cleared until the next `run`: a
+# KeyboardInterrupt that some code catches (a library's `except BaseException`) is not lost.
+INTERRUPTED = threading.Event()
+
+
+def _on_signal(signum, frame):
+    INTERRUPTED.set()
     raise KeyboardInterrupt
+
+
+def _install_handlers() -> dict:
+    """Our own SIGINT and SIGTERM handlers, whatever was inherited: a process started with SIGINT
+    ignored (a background job of a script, some test runners) gets no KeyboardInterrupt from
+    Python, so a Ctrl-C sent to its group was lost and the batch ran to the end."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, _on_signal)
+    return previous
 
 
 def summary(out: Path, manifest: dict, rubric, warnings: list[str]) -> str:
@@ -854,7 +875,23 @@ def merge_manual(out: Path, filled: Path) -> int:
 
 
 def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=None) -> int:
-    """Collect INPUT's entries (unless given) and grade them; the CLI's and the demo's entry point."""
+    """Collect INPUT's entries (unless given) and grade them; the CLI's and the demo's entry point.
+    Ctrl-C (or SIGTERM) at any point from here on stops it with status 130; what finished is kept."""
+    INTERRUPTED.clear()
+    previous = _install_handlers()
+    try:
+        return _run(settings, entries, progress_stream)
+    except KeyboardInterrupt:
+        INTERRUPTED.set()
+        print("grader batch: interrupted; students finished so far are kept: run the same command "
+              "again to resume", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _run(settings: Settings, entries: list[Entry] | None, progress_stream) -> int:
     try:
         if entries is None:
             entries, warnings, zpath = collect(settings.input, settings.out, settings.assignment)

@@ -40,7 +40,8 @@ from .checks import CheckMemo
 from .sandbox import (RUNTIME_PACKAGE, CappedOutput, Sandbox, _identity, _UidSlot, runtime_dir,
                       sweep_uid)
 
-ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN")
+# CAP_CHOWN: the monitor gives the worker's copy of its workspace (worker/space.py) to the worker's uid
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_CHOWN")
 STARTUP_S = 120.0           # the zygote imports torch once; on a loaded machine that can take a while
 READY_S = 30.0              # a fork's namespace and view setup takes milliseconds
 REQUEST_S = 30.0
@@ -293,7 +294,8 @@ class ForkServer:
             limits = sandbox.limits
             msg = {"op": "spawn", "id": wid, "workspace_root": str(self.ws_root),
                    "workspace": str(workspace), "uid": uid, "gid": uid, "strict": True,
-                   "tmp_bytes": limits.tmp_bytes, "rlimits": sandbox.rlimit_list(limits.processes),
+                   "space_bytes": limits.space_bytes, "seccomp": sandbox.seccomp,
+                   "rlimits": sandbox.rlimit_list(limits.processes),
                    "env": sandbox.env(workspace), "identity": _identity(uid)}
             reply = self._request(msg, child_ends)
             for fd in child_ends:

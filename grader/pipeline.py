@@ -44,6 +44,8 @@ class Options:
 def sandbox_for(profile: dict, hide: list[Path] | None = None, gpu: str | None = None) -> Sandbox:
     """gpu: the worker's CUDA_VISIBLE_DEVICES ("" = none); None = $GRADER_WORKER_GPU, else none."""
     limits = Limits(probe_s=profile["probe_timeout"], submission_s=profile["submission_timeout"])
+    if "workspace_mib" in profile:     # the worker's workspace, /tmp and /dev/shm together
+        limits.space_bytes = int(profile["workspace_mib"]) << 20
     return Sandbox(limits, hide=hide or [], gpu=gpu)
 
 

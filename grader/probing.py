@@ -187,7 +187,7 @@ _LIMIT_ERRORS = [  # (pattern in the worker's error, what the student is told), 
     (_MEMORY, "used more than {memory} of memory"),
     (re.compile(r"File too large|\[Errno 27\]"), "wrote a file larger than {file}, the limit"),
     (re.compile(r"No space left on device|\[Errno 28\]"),
-     "ran out of space (the private /tmp and /dev/shm hold {tmp} each)"),
+     "ran out of space ({tmp} for the workspace, /tmp and /dev/shm together)"),
     (re.compile(r"Too many open files|\[Errno 24\]"), "opened more than {files} files at once"),
     (re.compile(r"can't start new thread|Resource temporarily unavailable|\[Errno 11\]"),
      "started more than {processes} processes or threads"),
@@ -198,7 +198,7 @@ def _sizes(limits: Limits) -> dict:
     def size(n):
         return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:g} MiB"
     return {"memory": size(limits.memory_bytes), "file": size(limits.file_bytes),
-            "tmp": size(limits.tmp_bytes), "files": limits.open_files,
+            "tmp": size(limits.space_bytes), "files": limits.open_files,
             "processes": limits.processes, "cpu": limits.cpu_s}
 
 

@@ -86,7 +86,9 @@ class Limits:
     processes: int = 256                # processes + threads of the worker's uid (isolated mode)
     open_files: int = 512
     file_bytes: int = 512 << 20         # largest file the worker may write
-    tmp_bytes: int = 256 << 20          # size of the worker's private /tmp and of its /dev/shm
+    # one total for everything the worker can write: its workspace (the submission's own files
+    # included), /tmp and /dev/shm are folders of one private tmpfs of this size (isolated mode)
+    space_bytes: int = 512 << 20
     output_bytes: int = 64 << 10        # stdout/stderr kept per worker; the rest is cut with a marker
     answer_bytes: int = 256 << 20
 
@@ -183,12 +185,32 @@ def runtime_dir() -> Path:
 _RUNTIME: Path | None = None
 
 
+def seccomp_file() -> str | None:
+    """The worker's seccomp filter (grader/seccomp.py) as BPF bytes in the runtime copy, compiled
+    and written once per process; None where no filter can be built (the description says so)."""
+    from . import seccomp
+
+    path = runtime_dir() / "seccomp.bpf"
+    if not path.exists():
+        try:
+            program = seccomp.program()
+        except seccomp.SeccompUnavailable:
+            return None
+        tmp = path.with_name(f"seccomp.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(program)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def _state_dir() -> Path:
     """Root-private scratch for the launcher: an empty file and folder used to cover hidden paths."""
     global _STATE
     if _STATE is None or not _STATE.exists():
         root = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
         (root / "empty").touch(mode=0o444)
+        # where each cold worker's private tmpfs is mounted, in its own mount namespace only
+        (root / "space").mkdir(mode=0o700)
         os.chmod(root, 0o755)
         atexit.register(shutil.rmtree, root, True)
         _STATE = root
@@ -467,11 +489,14 @@ class Sandbox:
               The GPU's device nodes are bound only when a GPU is given and exists.
     mode:     auto | isolated | userns | basic (default: $GRADER_SANDBOX or auto).
     netns:    in basic mode, add a network namespace with `unshare -r -n` where the kernel allows.
+    seccomp:  install the worker's seccomp filter (grader/seccomp.py); False only for tests that
+              show what an attack does without it.
     """
 
     def __init__(self, limits: Limits | None = None, threads: int = 1, *, hide=(), readonly=(),
                  gpu: str | None = None, mode: str | None = None, netns: bool = True,
-                 uid_base: int = UID_BASE, uid_slots: int = UID_SLOTS, quiet: bool = False):
+                 uid_base: int = UID_BASE, uid_slots: int = UID_SLOTS, quiet: bool = False,
+                 seccomp: bool = True):
         self.limits = limits or Limits()
         self.threads = threads
         self.gpu = os.environ.get("GRADER_WORKER_GPU", "") if gpu is None else str(gpu)
@@ -479,6 +504,7 @@ class Sandbox:
         self.hidden = _unique(list(hide) + default_hidden())
         self.uid_base, self.uid_slots = uid_base, uid_slots
         self.bwrap = find_bwrap()
+        self.seccomp = seccomp_file() if seccomp else None
         wanted = (mode or os.environ.get("GRADER_SANDBOX") or "auto").strip().lower()
         if wanted not in MODES + ("auto",):
             raise ValueError(f"unknown sandbox mode {wanted!r}: expected auto or one of {MODES}")
@@ -520,7 +546,11 @@ class Sandbox:
             procs = "no process limit (RLIMIT_NPROC does not bind root)"
         else:
             procs = f"{lim.processes} processes+threads beyond the user's own"
-        limits = (f"rlimits: {lim.cpu_s} s CPU, {lim.memory_bytes / 2**30:g} GiB address space, "
+        from . import seccomp as seccompmod
+
+        filt = (seccompmod.describe() if self.seccomp else
+                "no seccomp filter (turned off)" if seccompmod.available()[0] else seccompmod.describe())
+        limits = (f"{filt}; rlimits: {lim.cpu_s} s CPU, {lim.memory_bytes / 2**30:g} GiB address space, "
                   f"{procs}, {lim.open_files} open files, files up to "
                   f"{lim.file_bytes / 2**20:g} MiB, no core dumps; no cgroup limits")
         gpu = f"GPU {self.gpu!r} only" if self.gpu else "no GPU"
@@ -533,8 +563,7 @@ class Sandbox:
             return (f"{self.mode}: bubblewrap sandbox; {who}; own pid, network (loopback only), "
                     f"IPC and UTS namespaces, new session, dies with the grader; filesystem: "
                     f"read-only /usr, /etc (secrets masked), Python and the worker runtime, fresh "
-                    f"/proc, minimal /dev, private {lim.tmp_bytes / 2**20:g} MiB /tmp and /dev/shm, "
-                    f"only the student's workspace writable; not mounted: "
+                    f"/proc, minimal /dev, {self._space_words()}; not mounted: "
                     f"{', '.join(NEVER_VISIBLE)}, the project checkout, the gold cache, other "
                     f"students; covered: {len(self.hidden)} hidden paths; {gpu}; scrubbed "
                     f"environment; {limits}")
@@ -545,6 +574,14 @@ class Sandbox:
                 f"student's code runs as the grader's own user: it can read every file that user "
                 f"can (gold, reference, rubric, other students), see and signal the grader's "
                 f"processes, and leave background processes behind")
+
+    def _space_words(self) -> str:
+        mib = f"{self.limits.space_bytes / 2**20:g} MiB"
+        if self.mode == "isolated":
+            return (f"the workspace (a copy of the student's files), /tmp and /dev/shm share one "
+                    f"private {mib} tmpfs, the only writable places; the host's disk is never written")
+        return (f"private {mib} /tmp and /dev/shm; the student's workspace writable (its total size "
+                f"is not capped in this mode)")
 
     # -- launching ---------------------------------------------------------------------------
 
@@ -597,7 +634,7 @@ class Sandbox:
         cwd = str(workspace) if workspace is not None else None
         boot = (f"import sys; sys.path.insert(0, {str(runtime_dir())!r}); "
                 f"from {RUNTIME_PACKAGE}.boot import enter; "
-                f"enter({uid!r}, {gid!r}, {strict!r}, {cwd!r}); "
+                f"enter({uid!r}, {gid!r}, {strict!r}, {cwd!r}, {self.seccomp!r}); "
                 f"from {RUNTIME_PACKAGE}.main import main; sys.exit(main())")
         # -u: unbuffered, so what a worker printed before it was killed is kept for the student
         return [sys.executable, "-I", "-u", "-c", boot, str(answer_fd)]
@@ -608,11 +645,24 @@ class Sandbox:
         command = self._boot(answer_fd, workspace, uid, gid)
         if self.mode == "basic":
             return (self.unshare or []) + command
+        if self.mode == "isolated" and workspace is not None:
+            # one size-capped tmpfs for the workspace copy, /tmp and /dev/shm (worker/space.py),
+            # mounted in a private mount namespace in which bubblewrap then starts
+            point = str(_state_dir() / "space")
+            cfg = json.dumps({"point": point, "size": self.limits.space_bytes,
+                              "workspace": str(workspace), "uid": uid})
+            helper = str(runtime_dir() / RUNTIME_PACKAGE / "space.py")
+            return ([sys.executable, "-I", "-S", helper, cfg, "--"]
+                    + self._bwrap_args(workspace, uid, space=point) + ["--"] + command)
         return self._bwrap_args(workspace, uid) + ["--"] + command
 
-    def _bwrap_args(self, workspace: Path | None, uid: int | None, extra_caps=()) -> list[str]:
+    def _bwrap_args(self, workspace: Path | None, uid: int | None, extra_caps=(),
+                    space: str | None = None) -> list[str]:
         """`extra_caps`: only for the warm engine's zygote (grader/worker/zygote.py), which keeps
-        CAP_SYS_ADMIN and CAP_NET_ADMIN to give each worker it forks its own namespaces."""
+        CAP_SYS_ADMIN and CAP_NET_ADMIN to give each worker it forks its own namespaces.
+        `space`: where worker/space.py mounted this worker's tmpfs (its ws/, tmp/ and shm/ are bound
+        at the workspace, /tmp and /dev/shm); None: separate tmpfs /tmp and /dev/shm of
+        `space_bytes` each, and the host's workspace bound as it is."""
         lim = self.limits
         args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-pid",
                 "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -633,8 +683,12 @@ class Sandbox:
         # fresh kernel filesystems first, so binds (a venv or shared data under /tmp) land on top
         view.add("/proc", "--proc", "/proc", kind="other")
         view.add("/dev", "--dev", "/dev", kind="other")
-        view.add("/tmp", "--tmpfs", "/tmp", kind="tmpfs", perms="1777", size=lim.tmp_bytes)
-        view.add("/dev/shm", "--tmpfs", "/dev/shm", kind="tmpfs", perms="1777", size=lim.tmp_bytes)
+        if space is not None:
+            view.add("/tmp", "--bind", f"{space}/tmp", "/tmp", kind="tmpfs")
+            view.add("/dev/shm", "--bind", f"{space}/shm", "/dev/shm", kind="tmpfs")
+        else:
+            view.add("/tmp", "--tmpfs", "/tmp", kind="tmpfs", perms="1777", size=lim.space_bytes)
+            view.add("/dev/shm", "--tmpfs", "/dev/shm", kind="tmpfs", perms="1777", size=lim.space_bytes)
         for node in nodes:
             view.add(node, "--dev-bind", node, node, kind="other")
         system = ["/usr", "/etc"] + [n for n in ("/bin", "/sbin", "/lib", "/lib32", "/lib64",
@@ -670,14 +724,15 @@ class Sandbox:
         view.add(rt, "--ro-bind", rt, rt)
         if workspace is not None:
             ws = str(workspace)
-            view.add(ws, "--bind", ws, ws)
+            view.add(ws, "--bind", f"{space}/ws" if space is not None else ws, ws)
         for dest in view.remount:
             view.args += ["--remount-ro", dest]
         args += view.args
         return args   # no --chdir: the workspace is the worker uid's 0700 folder; boot enters it
 
     def _prepare(self, workspace: Path, uid: int | None) -> None:
-        """Check the workspace is a plain student folder; in isolated mode give it to `uid`."""
+        """Check the workspace is a plain student folder. In isolated mode the worker gets a copy
+        owned by `uid` (worker/space.py), so the host's folder stays root's, made 0700."""
         real = os.path.realpath(workspace)
         if not os.path.isdir(real) or os.path.islink(workspace):
             raise ValueError(f"workspace {workspace} is not a folder")
@@ -687,15 +742,8 @@ class Sandbox:
         for path in guarded:
             if _under(os.path.realpath(path), real) or _under(path, real):
                 raise ValueError(f"refusing to use {workspace} as a workspace: it holds {path}")
-        if uid is None:
-            return
-        for top, dirs, files in os.walk(real, followlinks=False):
-            for name in [None] + dirs + files:
-                path = top if name is None else os.path.join(top, name)
-                st = os.lstat(path)
-                if st.st_uid != uid or st.st_gid != uid:
-                    os.lchown(path, uid, uid)
-        os.chmod(real, 0o700)
+        if uid is not None:
+            os.chmod(real, 0o700)
 
     def launch(self, workspace: Path) -> WorkerProcess:
         """Start a worker for `workspace`. The worker dies with the thread that launched it

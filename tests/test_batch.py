@@ -328,16 +328,37 @@ def test_killed_batch_resumes_to_the_same_gradebook(tmp_path, small):
     assert (out / "grades.csv").read_text() == clean
 
 
-def test_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, small):
+def _ignoring_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("when", ["first_line", "first_result"])
+def test_ctrl_c_stops_cleanly_and_the_rerun_completes(tmp_path, small, when):
+    """Ctrl-C (SIGINT to the whole group, as a terminal sends it) stops the batch with 130 and
+    keeps what finished; the same command then completes it. The batch inherits SIGINT *ignored*,
+    as a background job of a script does (the case that once let a batch run to the end, exit 0),
+    and the signal is sent at a point the batch itself announces, not after a sleep: its first
+    line ("grading ... submissions"), or the first student's result line."""
     cls, clean = small
     out = tmp_path / "interrupted"
-    proc, _ = start_batch(cls, out)
+    argv = [sys.executable, "-m", "grader.cli", "batch", str(cls), "--out", str(out), *KILL_ARGS]
+    proc = subprocess.Popen(argv, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=_ignoring_sigint)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if (when == "first_line" and "grading " in line) or (when == "first_result" and "graded " in line
+                                                            and "CS17BTECH" in line):
+            break
+    assert proc.poll() is None, "".join(seen)[-2000:]
     os.killpg(proc.pid, signal.SIGINT)             # what Ctrl-C in a terminal does: the whole group
     _, stderr = proc.communicate(timeout=120)
+    stderr = "".join(seen) + stderr
     assert proc.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr and "run the same command again" in stderr
     assert not (out / "grades.csv").exists()
     resumed = run_batch(cls, "--out", out, *KILL_ARGS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "already graded, kept" in resumed.stderr
+    if when == "first_result":
+        assert "already graded, kept" in resumed.stderr
     assert (out / "grades.csv").read_text() == clean

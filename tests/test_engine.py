@@ -76,7 +76,10 @@ ATTACKS = [ts.test_fork_bomb_is_bounded_and_leaves_nothing,
            ts.test_background_processes_do_not_outlive_the_worker,
            ts.test_os_exit_during_a_probe_is_no_answer_and_the_next_probe_runs,
            ts.test_fake_answers_on_stdout_are_ignored,
-           ts.test_garbage_on_the_answer_pipe_is_a_malformed_answer]
+           ts.test_garbage_on_the_answer_pipe_is_a_malformed_answer,
+           ts.test_the_workspace_quota_is_one_total_and_a_copy_per_worker,
+           ts.test_the_kernel_surface_is_refused_with_permission_error,
+           ts.test_training_dataloader_matplotlib_and_skimage_run_under_the_filter]
 
 
 @isolated

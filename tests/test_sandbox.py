@@ -25,8 +25,8 @@ import pytest
 
 import grader
 from grader.probing import ProbeSpec, WorkerSession, run_plan
-from grader.sandbox import (Limits, Sandbox, SandboxUnavailable, default_hidden, gpu_device_nodes,
-                            processes_of_uid, project_paths)
+from grader.sandbox import (Limits, Sandbox, SandboxUnavailable, _python_dirs, default_hidden,
+                            gpu_device_nodes, processes_of_uid, project_paths)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 
@@ -390,8 +390,8 @@ def fails(seen, key):
 def test_recon_worker_still_grades_honestly(recon):
     """The attacks are at import; the model itself is honest, so its probe result is intact."""
     assert_honest(recon["result"])
-    assert recon["seen"]["write_workspace"] == ["ok", "'written'"]   # its own folder is writable
-    assert (recon["ws"] / "mine.txt").read_text() == "pwned"
+    assert recon["seen"]["write_workspace"] == ["ok", "'written'"]   # its own folder is writable ...
+    assert not (recon["ws"] / "mine.txt").exists()    # ... and is a copy: the host's is never written
 
 
 @isolated
@@ -410,7 +410,8 @@ def test_runs_as_a_dedicated_unprivileged_uid_without_capabilities(recon):
 def test_reference_source_cannot_be_imported_or_read(recon):
     """Attack: `import reference.a2`, `import grader.cli`, reading the checkout by path, reading
     the editable finder. Defence: the checkout is not mounted; project entries in site-packages are
-    covered by an empty file/folder, so the .pth installs no finder."""
+    covered by an empty file/folder, so the .pth installs no finder. A virtual environment inside
+    the checkout (`.venv`) is the one thing of it the worker sees: the interpreter it runs on."""
     seen = recon["seen"]
     for key in ("import_reference", "import_grader", "import_rubric"):
         assert fails(seen, key), seen[key]
@@ -418,7 +419,15 @@ def test_reference_source_cannot_be_imported_or_read(recon):
     roots = [k for k in seen if k.startswith(("project_", "reference_"))]
     assert roots
     for key in roots:
-        assert fails(seen, key), (key, seen[key])
+        if key.startswith("project_") and seen[key][0] == "ok":
+            # The checkout holds the interpreter (`python3 -m venv .venv` inside it): the worker
+            # needs that, so the path down to it is there, and nothing else of the checkout.
+            root = Path(recon["cfg"]["project_roots"][int(key.split("_")[1])])
+            needed = {Path(p).relative_to(root).parts[0] for p in _python_dirs()
+                      if Path(p).is_relative_to(root) and Path(p) != root}
+            assert needed and set(eval(seen[key][1])) <= needed, (key, seen[key], needed)
+        else:
+            assert fails(seen, key), (key, seen[key])
     for key in (k for k in seen if k.startswith("site_")):
         assert seen[key][0] == "fail" or seen[key][1] in ("b''", "[]"), (key, seen[key])
 
@@ -572,23 +581,69 @@ def test_cpu_time_limit_is_named(tmp_path):
 
 @isolated
 def test_disk_fill_hits_the_file_size_limit_and_tmp_is_capped(tmp_path):
-    """Attack: fill the disk from the workspace, and RAM through /tmp. Defence: RLIMIT_FSIZE per file,
-    a size-capped private tmpfs."""
+    """Attack: one file past the file limit; then many small files in the workspace, /tmp and
+    /dev/shm. Defence: RLIMIT_FSIZE per file; the workspace (a copy), /tmp and /dev/shm are folders
+    of ONE private tmpfs of `space_bytes`: after the workspace took 3 of its 6 MiB and /tmp 2,
+    /dev/shm finds at most the last one; the host's workspace gets nothing."""
     ws = student(tmp_path / "ws", """
+        def fill(folder, count):
+            done = 0
+            try:
+                for i in range(count):
+                    with open(os.path.join(folder, f"fill{i}"), "wb") as fh:
+                        fh.write(b"x" * ((1 << 20) - 1))
+                    done += 1
+            finally:
+                print(f"FILL {folder} {done}", flush=True)
+
         def on_forward(kernel):
             if kernel == 5:
                 with open("big.bin", "wb") as fh:
                     for _ in range(8):
                         fh.write(b"x" * (1 << 20))
             if kernel == 7:
-                for i in range(16):
-                    with open(f"/tmp/fill{i}", "wb") as fh:
-                        fh.write(b"x" * ((1 << 20) - 1))
+                fill(".", 2)
+                fill("/tmp", 2)
+                fill("/dev/shm", 16)
     """)
-    results = plan(ws, [spec("disk", 5), spec("tmp", 7)], sandbox(file_bytes=1 << 20, tmp_bytes=4 << 20))
-    assert results["disk"].error.startswith("wrote a file larger than 1 MiB"), results["disk"].error
-    assert (ws / "big.bin").stat().st_size <= 1 << 20
-    assert results["tmp"].error.startswith("ran out of space"), results["tmp"].error
+    box = sandbox(file_bytes=1 << 20, space_bytes=6 << 20)
+    sess = session(ws, box)
+    disk, tmp = ask(sess, spec("disk", 5), spec("tmp", 7))
+    sess.close()
+    assert disk.error.startswith("wrote a file larger than 1 MiB"), disk.error
+    assert tmp.error.startswith("ran out of space (6 MiB for the workspace, /tmp and /dev/shm "
+                                "together)"), tmp.error
+    out = "\n".join(sess.outputs)
+    assert "FILL . 2" in out and "FILL /tmp 2" in out
+    shm = int(out.split("FILL /dev/shm ")[1].split()[0])
+    assert shm <= 1, out[-2000:]        # 6 MiB in all: big.bin's first 1 MiB, the workspace's 2, /tmp's 2
+    assert sorted(p.name for p in ws.iterdir()) == ["colourization.py"]   # the host's copy: untouched
+
+
+@isolated
+def test_the_workspace_quota_is_one_total_and_a_copy_per_worker(tmp_path):
+    """The cap holds across the three places and every worker starts from the submission as
+    prepared: a file a crashed worker wrote is not there for the next one (no state passes)."""
+    ws = student(tmp_path / "ws", """
+        def on_forward(kernel):
+            st = [os.statvfs(p) for p in (".", "/tmp", "/dev/shm")]
+            print("SPACE", [s.f_blocks * s.f_frsize for s in st], sorted(os.listdir(".")), flush=True)
+            if kernel == 5:
+                open("left_by_first.txt", "w").write("x")
+                os._exit(3)
+    """)
+    sess = session(ws, sandbox(space_bytes=8 << 20))
+    first, second = ask(sess, spec("a", 5), spec("b", 3))
+    sess.close()
+    assert not first.ok and second.ok
+    lines = [l for l in "\n".join(sess.outputs).splitlines() if l.startswith("SPACE")]
+    assert len(lines) == 2
+    for line in lines:
+        sizes, listing = eval(line[len("SPACE "):].split("] ", 1)[0] + "]"), eval(line.split("] ", 1)[1])
+        assert sizes == [8 << 20] * 3                 # one 8 MiB filesystem, seen at all three
+    assert "left_by_first.txt" not in lines[1]
+    assert not (ws / "left_by_first.txt").exists()
+
 
 
 # ----------------------------------------------------------------------------- time attacks
@@ -694,3 +749,186 @@ def test_garbage_on_the_answer_pipe_is_a_malformed_answer(tmp_path):
     results = plan(ws, [spec("junk", 5), spec("after")], sandbox())
     assert not results["junk"].ok and "malformed answer" in results["junk"].error
     assert_honest(results["after"])
+
+
+# ----------------------------------------------------------------------------- the seccomp filter
+
+def _syscall_numbers() -> dict[str, int]:
+    import pyseccomp
+
+    arch = pyseccomp.system_arch()
+    return {name: pyseccomp.resolve_syscall(arch, name) for name in KERNEL_CALLS}
+
+
+# name -> the arguments (ints, or bytes for a C string); each is refused by the filter
+KERNEL_CALLS = {
+    "unshare": "CLONE_NEWUSER", "clone": "CLONE_NEWUSER|SIGCHLD", "setns": "0, 0",
+    "mount": "b'none', b'/tmp', b'tmpfs', 0, 0", "umount2": "b'/tmp', 0", "pivot_root": "b'.', b'.'",
+    "open_tree": "-100, b'/', 0", "fsopen": "b'tmpfs', 0", "move_mount": "-1, b'', -1, b'', 0",
+    "ptrace": "16, 1, 0, 0", "process_vm_readv": "os.getpid(), 0, 0, 0, 0, 0",
+    "process_vm_writev": "os.getpid(), 0, 0, 0, 0, 0",
+    "keyctl": "0, -3, 0", "add_key": "b'user', b'grader', b'x', 1, -3", "request_key": "b'user', b'grader', 0, 0",
+    "bpf": "0, 0, 0", "perf_event_open": "0, 0, -1, -1, 0", "userfaultfd": "0",
+    "init_module": "0, 0, b''", "finit_module": "-1, b'', 0", "delete_module": "b'grader', 0",
+    "kexec_load": "0, 0, 0, 0", "kexec_file_load": "-1, -1, 0, b'', 0",
+    "personality": "0x0040000", "io_uring_setup": "1, IO_URING_PARAMS",
+    "clone3": "0, 0",
+}
+# What the filter answers: EPERM (PermissionError), and ENOSYS for clone3 (so glibc falls back)
+REFUSED_WITH = dict({name: "PermissionError" for name in KERNEL_CALLS}, clone3="ENOSYS")
+
+KERNEL_ATTACK = r'''
+import ctypes, errno, subprocess, threading
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.syscall.restype = ctypes.c_long
+NR = json.loads(%r)
+CALLS = json.loads(%r)
+CLONE_NEWUSER, SIGCHLD = 0x10000000, 17
+IO_URING_PARAMS = ctypes.create_string_buffer(120)
+
+def kernel_calls(where):
+    seen = {}
+    for name, text in CALLS.items():
+        args = [ctypes.c_char_p(a) if isinstance(a, bytes) else a if isinstance(a, ctypes.Array)
+                else ctypes.c_long(a) for a in eval("(" + text + ",)", dict(globals(), os=os))]
+        try:
+            ret = _LIBC.syscall(ctypes.c_long(NR[name]), *args)
+            if ret < 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+            if name == "clone" and ret == 0:
+                os._exit(0)                     # the child of a clone that was allowed
+            seen[name] = "allowed"
+        except OSError as exc:
+            seen[name] = type(exc).__name__ if exc.errno != errno.ENOSYS else "ENOSYS"
+    if "personality" in CALLS:                   # the query stays allowed, and so does plain Linux
+        seen["personality_query"] = _LIBC.syscall(ctypes.c_long(NR["personality"]), ctypes.c_long(0xffffffff))
+    done = subprocess.run(["unshare", "-U", "true"], capture_output=True, text=True)
+    seen["unshare_cli"] = [done.returncode, done.stderr.strip()[-80:]]
+    box = []
+    worker = threading.Thread(target=lambda: box.append(subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid() > 0)"], capture_output=True, text=True).stdout))
+    worker.start()
+    worker.join()
+    seen["thread_and_subprocess"] = box
+    seen["seccomp_status"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("Seccomp:")]
+    print(f"KERNEL {where} " + json.dumps(seen), flush=True)
+
+kernel_calls("import")
+
+def on_forward(kernel):
+    kernel_calls("probe")
+'''
+
+
+def kernel_report(output: str) -> dict[str, dict]:
+    return {line.split()[1]: json.loads(line.split(" ", 2)[2])
+            for line in output.splitlines() if line.startswith("KERNEL ")}
+
+
+def run_kernel_attack(tmp_path, box) -> dict[str, dict]:
+    ws = student(tmp_path / "ws", KERNEL_ATTACK % (json.dumps(_syscall_numbers()), json.dumps(KERNEL_CALLS)))
+    sess = session(ws, box)
+    [result] = ask(sess, spec())
+    sess.close()
+    assert_honest(result)              # a refused call is an error the code handles, not a kill
+    return kernel_report("\n".join(sess.outputs))
+
+
+@isolated
+def test_the_kernel_surface_is_refused_with_permission_error(tmp_path):
+    """Attack: from student code at import and inside a probe, every call of the filter's list:
+    a user namespace (`unshare(CLONE_NEWUSER)` as `os.unshare` would, `clone` with it, `unshare -U`
+    from a subprocess), setns, mounts (mount, umount2, pivot_root, open_tree, fsopen, move_mount),
+    ptrace and process_vm_*, the key rings, bpf, perf_event_open, userfaultfd, module and kexec
+    calls, a personality change, io_uring, clone3. Defence: the seccomp filter installed by
+    boot.enter before student code: PermissionError (ENOSYS for clone3, so glibc falls back to
+    clone), while threads and subprocesses keep working and the probe is graded."""
+    seen = run_kernel_attack(tmp_path, sandbox())
+    assert set(seen) == {"import", "probe"}, seen
+    for where, calls in seen.items():
+        refused = {name: calls[name] for name in KERNEL_CALLS}
+        assert refused == REFUSED_WITH, (where, {k: v for k, v in refused.items() if v != REFUSED_WITH[k]})
+        assert calls["personality_query"] == 0          # querying: PER_LINUX
+        assert calls["unshare_cli"][0] != 0 and "Operation not permitted" in calls["unshare_cli"][1]
+        assert calls["thread_and_subprocess"] == ["True\n"]
+        assert calls["seccomp_status"] == ["2"]         # SECCOMP_MODE_FILTER
+
+
+@isolated
+def test_without_the_filter_those_calls_reach_the_kernel(tmp_path):
+    """The attack above is real: the same worker without the filter (Sandbox(seccomp=False), for
+    this test only) gets past the calls an unprivileged process may make (reading its own memory
+    through process_vm_readv, the key rings, a personality change), so it is the filter that
+    refuses them. (A user namespace it cannot make even then: bubblewrap chroots the worker, and
+    the kernel refuses CLONE_NEWUSER to a chrooted process; the filter is a second wall there.)"""
+    seen = run_kernel_attack(tmp_path, sandbox_without_filter())
+    calls = seen["probe"]
+    assert calls["seccomp_status"] == ["0"]
+    allowed = {name for name in KERNEL_CALLS if calls[name] == "allowed"}
+    assert {"process_vm_readv", "keyctl", "personality"} <= allowed, calls
+    assert calls["clone3"] != "ENOSYS"
+
+
+def sandbox_without_filter(**limits) -> Sandbox:
+    return Sandbox(Limits(**limits), quiet=True, seccomp=False)
+
+
+NORMAL_WORK = r'''
+def normal_work():
+    import concurrent.futures, multiprocessing, subprocess
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import skimage.color, skimage.transform
+    from torch.utils.data import DataLoader, TensorDataset
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    data = TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,)))
+    losses = []
+    for epoch in range(2):
+        for x, y in DataLoader(data, batch_size=8, shuffle=True, num_workers=2):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    fig, ax = plt.subplots()
+    ax.plot(losses)
+    fig.savefig("curve.png")
+    lab = skimage.color.rgb2lab(np.random.rand(8, 8, 3))
+    small = skimage.transform.resize(lab, (4, 4))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        squares = list(pool.map(lambda v: v * v, range(8)))
+    with multiprocessing.get_context("fork").Pool(2) as procs:
+        doubled = procs.map(abs, [-1, -2, -3])
+    out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True).stdout
+    print("NORMAL " + json.dumps({"steps": len(losses), "png": os.path.getsize("curve.png") > 1000,
+                                  "lab": list(small.shape), "threads": squares[-1], "pool": doubled,
+                                  "subprocess": out.strip()}), flush=True)
+
+normal_work()
+
+def on_forward(kernel):
+    normal_work()
+'''
+
+
+@isolated
+def test_training_dataloader_matplotlib_and_skimage_run_under_the_filter(tmp_path):
+    """Honest work a student's file does at import or in a probe keeps working under the filter:
+    torch training with Adam, a DataLoader with 2 worker processes, matplotlib (Agg) writing a
+    PNG, scikit-image, a thread pool, a multiprocessing pool and a subprocess."""
+    ws = student(tmp_path / "ws", NORMAL_WORK)
+    sess = session(ws, sandbox())
+    [result] = ask(sess, spec(timeout=240))
+    sess.close()
+    out = "\n".join(sess.outputs)
+    assert_honest(result)
+    runs = [json.loads(line[len("NORMAL "):]) for line in out.splitlines() if line.startswith("NORMAL ")]
+    assert len(runs) == 2, out[-3000:]
+    for run in runs:
+        assert run == {"steps": 8, "png": True, "lab": [4, 4, 3], "threads": 49, "pool": [1, 2, 3],
+                       "subprocess": "42"}, run

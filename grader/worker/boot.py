@@ -8,7 +8,14 @@ no setuid binary or file capability can give any back. It then checks that this 
 with status 70 if not: a worker that could not drop its privileges never runs student code.
 
 In the other modes (a user namespace, or the basic fallback) there is no uid to switch to; `enter`
-only sets no_new_privs. Standard library only: this file is part of the copied worker runtime.
+only sets no_new_privs.
+
+Last, `enter` installs the seccomp filter the trusted side compiled (grader/seccomp.py; classic
+BPF bytes in a file of the runtime copy): from then on this process and everything it starts get
+EPERM for namespaces, mounts, ptrace, key rings, BPF, perf, userfaultfd, modules, kexec, io_uring
+and personality changes. Under `strict` a filter that cannot be installed, or a process with more
+than one thread (the others would stay unfiltered), refuses to run student code.
+Standard library only: this file is part of the copied worker runtime.
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 FAILED = 70
 
 
@@ -68,10 +77,44 @@ def _clear_inheritable(libc) -> None:
         capset(ctypes.byref(header), data)
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_filter(libc, program: bytes) -> str | None:
+    """Install a classic BPF seccomp program (8 bytes per instruction); None, or why it failed."""
+    if libc is None or getattr(libc, "prctl", None) is None:
+        return "prctl is unavailable"
+    if not program or len(program) % 8:
+        return f"the filter is {len(program)} bytes, not a BPF program"
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        return f"prctl(PR_SET_SECCOMP): {os.strerror(ctypes.get_errno())}"
+    return None
+
+
+def _seccomp(libc, path: str, strict: bool) -> None:
+    try:
+        with open(path, "rb") as fh:
+            program = fh.read()
+    except OSError as exc:
+        program, why = b"", f"cannot read the seccomp filter: {exc}"
+    else:
+        threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+        why = (f"{threads} threads (the others would run unfiltered)" if threads != 1 else
+               install_filter(libc, program))
+    if why is None and strict and _status("Seccomp") != "2":
+        why = f"Seccomp is {_status('Seccomp') or 'unknown'} after installing, expected 2 (filter)"
+    if why is not None and strict:
+        _fail(f"seccomp: {why}")
+
+
 def enter(uid: int | None = None, gid: int | None = None, strict: bool = False,
-          cwd: str | None = None) -> None:
-    """Drop to uid/gid (when given), set no_new_privs, then enter `cwd` (which may be readable by
-    the worker's uid alone); with strict, fail closed on any doubt."""
+          cwd: str | None = None, seccomp: str | None = None) -> None:
+    """Drop to uid/gid (when given), set no_new_privs, enter `cwd` (which may be readable by the
+    worker's uid alone), then install the seccomp filter in the file `seccomp` (when given); with
+    strict, fail closed on any doubt."""
     libc = _libc()
     prctl = getattr(libc, "prctl", None) if libc is not None else None
     if uid is not None:
@@ -103,3 +146,5 @@ def enter(uid: int | None = None, gid: int | None = None, strict: bool = False,
             os.chdir(cwd)
         except OSError as exc:
             _fail(f"cannot enter the workspace: {exc}")
+    if seccomp is not None:
+        _seccomp(libc, seccomp, strict)

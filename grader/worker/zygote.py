@@ -11,7 +11,8 @@ a socket only the trusted side holds. For each worker it forks three processes:
 
 - **monitor** (trusted): closes everything inherited but the worker's own pipes, dies with the
   zygote, and makes new mount, pid, network, IPC, UTS (and cgroup) namespaces. In the new mount
-  namespace it mounts a fresh size-capped /tmp and /dev/shm and a new devpts instance, shows the
+  namespace it mounts ONE size-capped tmpfs for all the worker may write (worker/space.py: a copy
+  of the workspace, /tmp and /dev/shm) and a new devpts instance, shows the
   read-only binds that sat in the zygote's /tmp (the worker runtime, ...) again, covers the folder
   of all workspaces with an empty read-only tmpfs and binds back only this worker's own workspace,
   binds a /etc/passwd and /etc/group naming this worker's uid, and brings the loopback up. It then
@@ -44,6 +45,8 @@ import signal
 import socket
 import struct
 import sys
+
+from . import space
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -259,10 +262,19 @@ def _enter_namespaces(msg: dict) -> None:
             continue
         flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if is_dir else 0)
         keep.append((point, os.open(point, flags), readonly, is_dir))
-    ws_fd = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    tmpfs = f"size={int(msg['tmp_bytes'])},mode=1777"
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
-    mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+    src_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    # One size-capped tmpfs for all the worker may write (worker/space.py), made at /tmp first:
+    # its ws/ gets a copy of the workspace, shm/ is bound at /dev/shm, then tmp/ over /tmp itself.
+    space.make("/tmp", int(msg["space_bytes"]), msg.get("uid"))
+    try:
+        space.copy_tree(src_fd, "/tmp/ws", msg.get("uid"))
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot copy the submission into the worker's "
+                                 f"{int(msg['space_bytes']) / 2**20:g} MiB of space: {exc}") from None
+    os.close(src_fd)
+    ws_fd = os.open("/tmp/ws", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    mount("/tmp/shm", "/dev/shm", None, MS_BIND)
+    mount("/tmp/tmp", "/tmp", None, MS_BIND)
     mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
     for point, fd, readonly, is_dir in keep:
         _bind_fd(fd, point, readonly, is_dir)
@@ -395,7 +407,7 @@ def _worker(msg: dict, stdin_r: int, answers_w: int, ready_w: int) -> int:
     sys.argv = ["-c", str(ANSWER_FD)]
     from .boot import _fail, enter
 
-    enter(msg.get("uid"), msg.get("gid"), bool(msg.get("strict")), msg["workspace"])
+    enter(msg.get("uid"), msg.get("gid"), bool(msg.get("strict")), msg["workspace"], msg.get("seccomp"))
     why = _self_check(msg)
     if why:
         _fail(why)
