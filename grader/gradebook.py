@@ -142,7 +142,7 @@ def write_gradebook(out: Path, manifest: dict, manual_items: list) -> list[str]:
             sheet.append({"student": student, "item": item.id, "title": item.title, "max_points": num(item.points),
                           "points": num(got["points"]) if got else "",
                           "comment": (got.get("feedback", "") if got else "")})
-        text = feedback.render(doc, late, final, (out / student / feedback.PICTURE).exists(), manual_ids)
+        text = feedback.render(doc, late, final, (out / student / feedback.picture_file(doc)).exists(), manual_ids)
         (out / student / "feedback.md").write_text(text, encoding="utf-8")
     _write_csv(out / GRADES_CSV, GRADES_COLUMNS,
                [{k: (num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (v or ""))
