@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import feedback
-from .records import GradeReport
+from .records import GradeReport, automatic_totals
 from .report import gradescope_dict, report_from_dict, result_dict, validate_result, write_json_atomic
 
 MANIFEST = "batch.json"
@@ -41,11 +41,7 @@ def num(x) -> str:
 
 def fix_totals(doc: dict, manual_ids: set[str]) -> dict:
     """Automatic totals over the rubric's automatic items only (a marked manual item keeps out)."""
-    items = doc["items"]
-    auto = [i for i in items if i["id"] not in manual_ids]
-    doc["auto_score"] = round(sum(i["points"] for i in auto), 4)
-    doc["auto_max"] = round(sum(i["max_points"] for i in auto if not i.get("bonus")), 4)
-    doc["manual_pending"] = round(sum(i["max_points"] for i in items if i["status"] == "manual"), 4)
+    doc.update(automatic_totals(doc["items"], manual_ids))       # records.py: the one definition
     return doc
 
 
