@@ -52,7 +52,10 @@ from pathlib import Path  # noqa: E402
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from grader.examples import REFERENCE_FILES, examples_root, list_examples, materialize, to_notebook  # noqa: E402
+from grader.examples import examples_root, list_examples, materialize, to_notebook  # noqa: E402
+from grader.pack import load as load_pack  # noqa: E402
+
+REFERENCE_FILES = load_pack("a2").reference_files
 
 REF = PROJECT / "reference" / "a2"
 
@@ -115,7 +118,7 @@ def build_class(root: Path) -> dict[str, str]:
     for i in range(2):
         student = roll()
         folder = with_header(reference_copy(f"nb{i}"), student)
-        to_notebook(folder / "colourization.py", folder / "colourization.ipynb")
+        to_notebook(folder / "colourization.py", folder / "colourization.ipynb", load_pack("a2").examples["training_cells"])
         (folder / "colourization.py").unlink()
         add_folder(folder, "reference as a notebook + header", student)
     # two common bugs again, other students
@@ -174,7 +177,7 @@ def _setup(profile_name: str):
         for spec in specs:     # writable copies: gold's own arrays are read-only, a worker's are not
             spec.arrays = {k: v.copy() for k, v in spec.arrays.items()}
         _COMPUTE["specs"] = specs
-        _COMPUTE["reuse"] = reference_stands(gold.outputs)
+        _COMPUTE["reuse"] = reference_stands(gold.outputs, "a2")
     return _COMPUTE["specs"], _COMPUTE["reuse"]
 
 

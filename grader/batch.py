@@ -45,7 +45,7 @@ from pathlib import Path
 from . import gold as goldmod
 from . import devices, gradebook, late
 from . import rubric as rubricmod
-from .feedback import PICTURE, write_picture
+from .feedback import picture_file, write_picture
 from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
 from .locate import role_of_name
 from .roles import roles_for
@@ -385,7 +385,7 @@ def grade_submission(source: Path, opts: Options, sandbox, engine, folder: Path,
     info: dict = {}
 
     def keep(results, gold):
-        info.update(write_picture(results, gold, folder))
+        info.update(write_picture(results, gold, folder, opts.assignment))
         # Where the answers came from: how much work the probe cache and the reuse of the
         # reference's training saved (the benchmark reads this; TAs can too).
         info["probes"] = {"run": sum(not r.cached and not r.meta.get("reused_reference") for r in results.values()),
@@ -524,7 +524,7 @@ class Batch:
         folder = self.out / entry.student
         old = gradebook.load_result(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in ("result.json", PICTURE, "traceback.txt"):
+        for stale in ("result.json", picture_file(old), "traceback.txt"):
             (folder / stale).unlink(missing_ok=True)
         return folder, old, self.batch_info(entry)
 

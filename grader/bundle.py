@@ -1,18 +1,20 @@
 """The student bundle: the grader with the visible checks and their gold only.
 
-`grader bundle --student --out DIR` copies the `grader` package and the rubric with its hidden
-items, checks and gold removed, plus a gold folder holding only what the visible items need, so
-`grader check` runs on a student's laptop without the reference solution or any hidden value.
+`grader bundle --student --out DIR` copies the `grader` package and the assignment's pack (as a
+built-in pack of the bundle) with its hidden items, checks, gold inputs and reference removed,
+plus a gold folder holding only what the visible items need and the pack's [student_gold] lets
+students see, so `grader check` runs on a student's laptop without the reference solution or any
+hidden value.
 """
 from __future__ import annotations
 
 import ast
 import json
 import shutil
-import tomllib
 from pathlib import Path
 
 from . import gold as goldmod
+from . import pack as packmod
 from . import rubric as rubricmod
 from . import store
 
@@ -35,34 +37,46 @@ def build_student_bundle(out: Path, assignment: str, profile_name: str, data: Pa
         shutil.rmtree(out)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(PROJECT / "grader", out / "grader", ignore=ignore)
-    _copy_rubric(rubric, visible, out / "rubric" / assignment)
+    name = rubric.assignment
+    _copy_rubric(rubric, visible, out / "rubric" / name)
     (out / "rubric" / "__init__.py").write_text("")
-    _copy_gold(rubric, profile, gold, visible, out / BUNDLE_GOLD / assignment / profile_name)
+    _copy_gold(rubric, profile, gold, visible, out / BUNDLE_GOLD / name / profile_name)
     (out / "README.md").write_text(
         f"# Self-check for {rubric.title}\n\nFrom this folder: `python -m grader.cli check PATH "
-        f"--profile {profile_name}` where PATH is your folder, zip or notebook.\n"
+        f"--assignment {name} --profile {profile_name}` where PATH is your folder, zip or notebook.\n"
         f"Only the visible tests run here; hidden tests and written answers are graded later.\n")
     return out
 
 
 def _copy_rubric(rubric, visible, dest: Path) -> None:
-    shutil.copytree(rubric.root, dest, ignore=shutil.ignore_patterns("__pycache__", "test_*.py",
-                                                                      "derive.py", "inputs.py", "rubric.toml"))
+    """The pack folder without what builds gold (inputs, derive), the reference and the examples,
+    the rubric reduced to its visible items and the checks to the visible items' test functions."""
+    pack = rubric.pack
+    leave_out = {p for p in (pack.inputs_file, pack.derive_file, pack.reference, pack.submissions) if p}
+    checks_rel = pack.checks_dir.relative_to(pack.root)
+
+    def ignore(folder, names):
+        here = Path(folder)
+        return {n for n in names if n == "__pycache__" or n.endswith(".pyc") or (here / n).resolve() in leave_out
+                or ((here / n).parent == pack.checks_dir and n.startswith("test_") and n.endswith(".py"))
+                or (here / n) == pack.rubric_file}
+
+    shutil.copytree(pack.root, dest, ignore=ignore)
+    (dest / checks_rel).mkdir(parents=True, exist_ok=True)
     wanted = {c.name.split("::")[0] for item in visible for c in item.checks}
     for name in sorted(wanted):
-        shutil.copyfile(rubric.checks_dir / name, dest / "checks" / name)
+        shutil.copyfile(pack.checks_dir / name, dest / checks_rel / name)
     # Strip hidden checks out of shared modules: keep only the visible items' test functions.
     keep = {c.name for item in visible for c in item.checks}
-    for path in (dest / "checks").glob("test_*.py"):
+    for path in (dest / checks_rel).glob("test_*.py"):
         tree = ast.parse(path.read_text())
         tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
                                                   and f"{path.name}::{n.name}" not in keep)]
         path.write_text(ast.unparse(tree) + "\n")
-    raw = (rubric.root / "rubric.toml").read_text()
-    data = tomllib.loads(raw)
+    raw = pack.rubric_file.read_text()
     ids = {i.id for i in visible}
     (dest / "rubric.json").write_text(json.dumps({"items": sorted(ids)}))
-    (dest / "rubric.toml").write_text(_visible_toml(raw, ids))
+    (dest / pack.rubric_file.relative_to(pack.root)).write_text(_visible_toml(raw, ids))
 
 
 def _visible_toml(raw: str, ids: set[str]) -> str:
@@ -81,27 +95,37 @@ def _visible_toml(raw: str, ids: set[str]) -> str:
 
 
 def _copy_gold(rubric, profile, gold, visible, dest: Path) -> None:
-    """Only the reference's answers to the visible items' probes, and the inputs/derived values they
-    read; hidden answers (e.g. the r3 unit) and validation labels stay behind."""
+    """Only the reference's answers to the visible items' probes, and the inputs and derived values
+    the pack's [student_gold] lets students see given the visible items' probe groups (anything it
+    does not list stays behind: hidden answers, validation labels)."""
+    pack = rubric.pack
     plan = rubric.plan_module()
+    visible_groups = {g for item in visible for g in item.probes}
+    inputs = {k: v for k, v in gold.inputs.arrays.items() if pack.student_visible("inputs", k, visible_groups)}
     keys = set()
-    for item in visible:
-        for group in item.probes:
-            keys |= {s.key for s in plan.GROUPS[group](profile, gold.inputs, for_gold=True)}
+    for group in sorted(visible_groups):
+        keys |= {s.key for s in plan.GROUPS[group](profile, gold.inputs, for_gold=True)}
+    _check_inputs_suffice(pack, plan, profile, gold, visible_groups, inputs)
     dest.mkdir(parents=True)
     store.save_results(dest / "outputs", {k: v for k, v in gold.outputs.items() if k in keys}, timings=False)
-    visible_groups = {g for item in visible for g in item.probes}
-    inputs = dict(gold.inputs.arrays)
-    if not visible_groups & {"cnn_train", "unet_train", "sr_train"}:
-        inputs.pop("valid_y", None)
     store.save_arrays(dest / "inputs.npz", inputs)
     (dest / "inputs.json").write_text(json.dumps(gold.inputs.meta, indent=1))
-    derived = {k: v for k, v in gold.derived.items()
-               if ("rnn_sample" in visible_groups and k.startswith("sample_"))
-               or ("rnn_complete" in visible_groups and k.startswith("complete_"))}
+    derived = {k: v for k, v in gold.derived.items() if pack.student_visible("derived", k, visible_groups)}
     store.save_arrays(dest / "derived.npz", derived)
-    meta = {k: v for k, v in gold.derived_meta.items() if k == "accuracy"} if visible_groups & {
-        "cnn_train", "unet_train", "sr_train"} else {}
+    meta = {k: v for k, v in gold.derived_meta.items() if pack.student_visible("derived_meta", k, visible_groups)}
     (dest / "derived.json").write_text(json.dumps(meta, indent=1))
     (dest / "manifest.json").write_text(json.dumps({"assignment": rubric.assignment, "profile": profile,
                                                     "student_bundle": True}, indent=1))
+
+
+def _check_inputs_suffice(pack, plan, profile, gold, groups, inputs) -> None:
+    """The visible probes must be buildable from what ships: a pack that hides an input they
+    send is an error now, not a KeyError on a student's laptop."""
+    shipped = goldmod.Inputs(inputs, gold.inputs.meta)
+    for group in sorted(groups):
+        try:
+            plan.GROUPS[group](profile, shipped)
+        except KeyError as exc:
+            raise packmod.PackError(
+                f"{pack.name}: the visible probe group {group} needs gold input {exc} that [student_gold] "
+                f"keeps from students; list it there, or make the item hidden") from None

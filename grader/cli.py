@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import gold as goldmod
+from . import pack as packmod
 from . import rubric as rubricmod
 from .pipeline import Options, grade
 from .report import table
@@ -17,12 +18,27 @@ def _data(arg: str | None) -> Path | None:
     return Path(value).resolve() if value else None
 
 
+DEFAULT_ASSIGNMENT = "a2"       # the CLI's default pack; library functions take the assignment
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--assignment", default="a2")
-    p.add_argument("--profile", default="ci", choices=("ci", "cpu", "full"),
-                   help="training budget of the threshold checks (default: ci)")
-    p.add_argument("--data", help="course data folder (CIFAR-10 horses, colours, char-RNN snapshot); "
-                                  "default: $GRADER_DATA, else the embedded synthetic data")
+    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
+                   help=f"the assignment's pack: a built-in name, a name on ${packmod.ENV_PATH}, or a pack "
+                        f"folder's path (default: {DEFAULT_ASSIGNMENT})")
+    p.add_argument("--profile", default="ci",
+                   help="the rubric's profile (training budgets of the threshold checks; default: ci); "
+                        "`grader profiles --assignment A` lists them")
+    p.add_argument("--data", help="course data folder (what the pack's data_help says); "
+                                  "default: $GRADER_DATA, else the pack's embedded data")
+
+
+def _resolve(args) -> None:
+    """--assignment as the pack's name (a pack given by its path is registered for this run and
+    the processes it starts), and --profile checked against the pack's rubric."""
+    if getattr(args, "assignment", None) is not None:
+        args.assignment = packmod.resolve(args.assignment)
+        if getattr(args, "profile", None) is not None:
+            rubricmod.load(args.assignment).profile(args.profile)
 
 
 def cmd_grade(args) -> int:
@@ -106,6 +122,24 @@ def cmd_merge_manual(args) -> int:
     from .batch import merge_manual
 
     return merge_manual(Path(args.dir), Path(args.filled))
+
+
+def cmd_new(args) -> int:
+    from .scaffold import new_pack
+
+    out = new_pack(args.name, Path(args.out))
+    print(f"pack {args.name} written to {out}; next: grader gold --assignment {out}, then "
+          f"grader grade {out / 'submissions' / 'reference'} --assignment {out} (docs/authoring.md)")
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    pack = packmod.load(args.assignment)
+    rubric = rubricmod.load(args.assignment)
+    print(f"{rubric.title} ({pack.root})" + (f": {pack.profile_help}" if pack.profile_help else ""))
+    for name, profile in rubric.profiles.items():
+        print(f"  {name:<8} {profile.get('description', '')}")
+    return 0
 
 
 def cmd_answers_template(args) -> int:
@@ -201,8 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("filled", help="the filled sheet (a copy of DIR/manual.csv with points and comments)")
     p.set_defaults(func=cmd_merge_manual)
 
+    p = sub.add_parser("new", help="course staff: write a working pack for a tiny assignment to start from")
+    p.add_argument("name", help="the pack's name (a Python identifier, e.g. hw1)")
+    p.add_argument("--out", required=True, help="the pack folder to write (must not exist or be empty)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("profiles", help="list the profiles of an assignment's rubric")
+    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
+    p.set_defaults(func=cmd_profiles)
+
     p = sub.add_parser("answers-template", help="print the answers.toml template for students")
-    p.add_argument("--assignment", default="a2")
+    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
     p.add_argument("--out")
     p.set_defaults(func=cmd_answers_template)
     return parser
@@ -210,9 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .scaffold import ScaffoldError
+
     try:
+        _resolve(args)
         return args.func(args)
-    except (rubricmod.RubricError, goldmod.GoldError) as exc:
+    except (rubricmod.RubricError, goldmod.GoldError, packmod.PackError, ScaffoldError) as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return 2
 

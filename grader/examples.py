@@ -15,13 +15,9 @@ from pathlib import Path
 
 import nbformat
 
+from . import pack as packmod
+
 PROJECT = Path(__file__).resolve().parent.parent
-REFERENCE_FILES = ("colourization.py", "colour_regression.py", "min_char_rnn.py", "answers.toml")
-TRAINING_CELLS = [
-    "args = AttrDict()\nargs.update({'gpu': True, 'model': 'CNN', 'epochs': 25, 'seed': 0})",
-    "cnn = train(args)",
-    "!pip install torchvision\n%matplotlib inline",
-]
 
 
 class ExampleError(Exception):
@@ -29,7 +25,10 @@ class ExampleError(Exception):
 
 
 def examples_root(assignment: str) -> Path:
-    return PROJECT / "submissions" / assignment
+    pack = packmod.load(assignment)
+    if pack.submissions is None:
+        raise ExampleError(f"the {pack.name} pack has no examples folder")
+    return pack.submissions
 
 
 ADVERSARIAL = "adversarial"
@@ -59,20 +58,21 @@ def expected(example: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def materialize(example: Path, dest: Path, assignment: str = "a2") -> Path:
+def materialize(example: Path, dest: Path, assignment: str | None = None) -> Path:
     """The submission an example stands for, as a real folder (or file) under `dest`."""
     spec_path = example / "mutation.toml"
     if not spec_path.exists():
         return example
     with spec_path.open("rb") as fh:
         spec = tomllib.load(fh)
+    pack = packmod.load(assignment or _pack_of(example))
     out = dest / example.name
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if spec.get("base") == "reference":
-        for name in REFERENCE_FILES:
-            src = PROJECT / "reference" / assignment / name
+        for name in pack.reference_files:
+            src = pack.reference / name
             if src.exists():
                 shutil.copyfile(src, out / name)
     for path in sorted(example.iterdir()):
@@ -89,8 +89,12 @@ def materialize(example: Path, dest: Path, assignment: str = "a2") -> Path:
                                f"{edit['find']!r}, expected {edit.get('count', 1)}")
         target.write_text(text.replace(edit["find"], edit["replace"]))
     if spec.get("notebook"):
-        to_notebook(out / "colourization.py", out / "colourization.ipynb")
-        (out / "colourization.py").unlink()
+        module = out / pack.examples.get("notebook", "")
+        if not module.is_file() or module.suffix != ".py":
+            raise ExampleError(f"{example.name}: notebook = true, but the pack's [examples] notebook "
+                               f"{pack.examples.get('notebook')!r} is not a file of the mutant")
+        to_notebook(module, module.with_suffix(".ipynb"), pack.examples.get("training_cells", ()))
+        module.unlink()
     if spec.get("zip"):
         archive = shutil.make_archive(str(dest / spec["zip"]), "zip", out)
         shutil.rmtree(out)
@@ -98,19 +102,36 @@ def materialize(example: Path, dest: Path, assignment: str = "a2") -> Path:
     return out
 
 
-def to_notebook(py: Path, ipynb: Path) -> None:
+def _pack_of(example: Path) -> str:
+    """The pack whose examples folder holds `example` (a mutant named by its path alone)."""
+    here = Path(example).resolve()
+    for root in [packmod.BUILTIN_ROOT] + packmod.search_path():
+        for manifest in sorted(Path(root).glob(f"*/{packmod.MANIFEST}")) + sorted(Path(root).glob(packmod.MANIFEST)):
+            try:
+                pack = packmod.load(manifest.parent)
+            except packmod.PackError:
+                continue
+            if pack.submissions is not None and (pack.submissions == here or pack.submissions in here.parents):
+                return pack.name
+    raise ExampleError(f"{example} is in no pack's examples folder: pass the assignment")
+
+
+def to_notebook(py: Path, ipynb: Path, training_cells=()) -> None:
     """A module as a Colab-style notebook: one cell per top-level block, then training cells."""
     text = py.read_text()
     cells = [c for c in text.split("\n\n\n") if c.strip()]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c.strip("\n")) for c in cells]
-    nb.cells += [nbformat.v4.new_code_cell(c) for c in TRAINING_CELLS]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in training_cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     ipynb.write_text(nbformat.writes(nb))
 
 
 def answers_template(assignment: str) -> str:
-    return (PROJECT / "grader" / "templates" / f"{assignment}_answers.toml").read_text()
+    pack = packmod.load(assignment)
+    if pack.answers_template is None:
+        raise ExampleError(f"the {pack.name} pack has no answers template")
+    return pack.answers_template.read_text()
 
 
 def run_demo(out: Path, assignment: str, profile: str, data: Path | None, workers: int = 0) -> int:

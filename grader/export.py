@@ -70,10 +70,11 @@ exit 0
 """
 
 
-def export_gradescope(out: Path, assignment: str = "a2", profile_name: str = "ci",
+def export_gradescope(out: Path, assignment: str, profile_name: str,
                       data: Path | None = None, gold_dir: Path | None = None) -> Path:
     """Write the autograder zip to `out`; returns its path."""
     rubric = rubricmod.load(assignment)
+    assignment = rubric.assignment              # a pack given by its path ships as a built-in one
     profile = rubric.profile(profile_name)
     gold = goldmod.load(gold_dir) if gold_dir else goldmod.ensure(rubric, profile, data)
     out = Path(out)
@@ -84,7 +85,11 @@ def export_gradescope(out: Path, assignment: str = "a2", profile_name: str = "ci
         shutil.copytree(PROJECT / "grader", root / "grader", ignore=ignore)
         (root / "rubric").mkdir()
         (root / "rubric" / "__init__.py").write_text("")
-        shutil.copytree(rubric.root, root / "rubric" / assignment, ignore=ignore)
+        pack = rubric.pack
+        # the pack without its reference and examples (gold is shipped built)
+        leave = {p for p in (pack.reference, pack.submissions) if p is not None}
+        shutil.copytree(pack.root, root / "rubric" / assignment, ignore=lambda d, names: set(ignore(d, names)) | {
+            n for n in names if (Path(d) / n).resolve() in leave})
         shutil.copyfile(PROJECT / "pyproject.toml", root / "pyproject.toml")
         shutil.copyfile(PROJECT / "README.md", root / "README.md")
         shutil.copytree(gold.root, root / "gold" / assignment / profile_name)

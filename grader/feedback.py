@@ -1,64 +1,47 @@
-"""Per-student feedback of a batch: `feedback.md` and the colourization picture (trusted side).
+"""Per-student feedback of a batch: `feedback.md` and the pack's feedback picture (trusted side).
 
-The picture shows, on a few validation images, rows: the greyscale input, the ground truth, the
-student's trained model's output and the reference's output (both trained by the grader with the
-same data, seed and steps). The student's predictions are hostile data: checked for shape and dtype,
-and clipped to the colour indices, before they are drawn.
+The picture is the pack's `feedback_picture` hook (grader/pack.py): from the probe answers and the
+gold it returns an image and the words around it, or a note saying why there is none. What the
+worker sent is hostile data; the hook checks it before drawing, and a hook that fails costs the
+student nothing (the feedback says the picture could not be made).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .images import grid, write_png
+from .images import write_png
 
-PICTURE = "colourization.png"
-PICTURE_PROBES = (("cnn_train", "CNN"), ("unet_train", "UNet"))
-PICTURE_IMAGES = 6
-
-
-def write_picture(results: dict, gold, folder) -> dict:
-    """Draw the picture into `folder` from the probe answers; returns what feedback.md needs to
-    say about it: {"picture": name, "picture_model": "CNN"} or {"picture_note": why not}."""
-    why = []
-    for key, model in PICTURE_PROBES:
-        result = results.get(key)
-        if result is None:
-            continue
-        if not result.ok:
-            why.append(f"your {model} could not be trained ({(result.error or 'error').splitlines()[0][:200]})")
-            continue
-        try:
-            image = _picture(result.arrays.get("pred"), gold, key)
-        except ValueError as exc:
-            why.append(f"your {model}'s predictions cannot be drawn: {exc}")
-            continue
-        except Exception as exc:                     # a picture must never stop the grading
-            why.append(f"the picture could not be made ({type(exc).__name__}: {exc})")
-            continue
-        write_png(folder / PICTURE, image)
-        return {"picture": PICTURE, "picture_model": model}
-    return {"picture_note": "; ".join(why) or "the colourization models were not run"}
+DEFAULT_PICTURE = "picture.png"
+_WORDS = ("picture", "picture_model", "picture_title", "picture_alt", "picture_caption", "picture_note")
 
 
-def _picture(pred, gold, key: str) -> np.ndarray:
-    arrays = gold.inputs.arrays
-    colours = np.asarray(arrays["colours"], dtype=np.float64)            # [NC, 3] in [0, 1]
-    grey, truth = arrays["valid_x"], arrays["valid_y"]                   # [N, 1, 32, 32], [N, 32, 32]
-    reference = gold.outputs[key].arrays["pred"]                         # [N, 32, 32]
-    if not isinstance(pred, np.ndarray):
-        raise ValueError("no predictions came back")
-    if pred.shape != truth.shape:
-        raise ValueError(f"shape {list(pred.shape)}, expected {list(truth.shape)}")
-    if pred.dtype.kind not in "iu":
-        raise ValueError(f"dtype {pred.dtype}, expected colour indices (integers)")
-    nc = len(colours)
-    student = np.clip(pred.astype(np.int64), 0, nc - 1)
-    pick = np.unique(np.linspace(0, len(truth) - 1, PICTURE_IMAGES).round().astype(int))
-    rows = [[grey[i, 0] for i in pick],
-            [colours[truth[i]] for i in pick],
-            [colours[student[i]] for i in pick],
-            [colours[np.clip(reference[i].astype(np.int64), 0, nc - 1)] for i in pick]]
-    return grid(rows, pad=2, scale=3)
+def picture_file(doc: dict | None) -> str:
+    """The picture's file name in a student's folder, from their result (a stale one is removed
+    before a regrade)."""
+    return ((doc or {}).get("batch") or {}).get("picture") or DEFAULT_PICTURE
+
+
+def write_picture(results: dict, gold, folder, assignment: str) -> dict:
+    """Draw the pack's picture into `folder` from the probe answers; returns what feedback.md says
+    about it ({"picture": file name, "picture_title", "picture_caption", ...} or {"picture_note"}),
+    {} for a pack without a picture."""
+    from . import pack as packmod
+
+    hook = packmod.load(assignment).hook("feedback_picture")
+    if hook is None:
+        return {}
+    try:
+        made = hook(results, gold) or {}
+        image = made.get("image")
+        if image is not None:
+            name = str(made.get("picture") or DEFAULT_PICTURE)
+            if "/" in name or not name.endswith(".png"):
+                raise ValueError(f"the picture's file name must be a plain .png name, not {name!r}")
+            write_png(folder / name, np.asarray(image))
+            made = dict(made, picture=name)
+    except Exception as exc:  # noqa: BLE001 - a picture must never stop the grading
+        return {"picture_note": f"the picture could not be made ({type(exc).__name__}: {exc})"}
+    return {k: made[k] for k in _WORDS if k in made and (k != "picture" or image is not None)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -105,15 +88,12 @@ def render(result: dict, late: dict | None, final: dict, picture_exists: bool,
         lines += ["## Problems on our side (flagged for staff; not your fault)", ""]
         lines += [f"- {e}" for e in result["errors"]] + [""]
 
+    title = batch.get("picture_title", "Your model's output")
     if picture_exists:
-        model = batch.get("picture_model", "CNN")
-        lines += ["## Colourization: your model's output", "", f"![colourization]({PICTURE})", "",
-                  f"Rows, top to bottom: the greyscale input, the ground truth, your {model}'s output "
-                  f"and the reference {model}'s output, on {PICTURE_IMAGES} validation images. Both models "
-                  f"were trained by the grader with the same data, seed and number of steps.", ""]
+        lines += [f"## {title}", "", f"![{batch.get('picture_alt', 'picture')}]({picture_file(result)})", ""]
+        lines += [batch["picture_caption"], ""] if batch.get("picture_caption") else []
     elif batch.get("picture_note") and result["status"] != "error":
-        lines += ["## Colourization: your model's output", "",
-                  f"No picture: {batch['picture_note']}.", ""]
+        lines += [f"## {title}", "", f"No picture: {batch['picture_note']}.", ""]
 
     passed = [i for i in auto if i["status"] == "passed"]
     todo = [i for i in auto if i["status"] != "passed"]

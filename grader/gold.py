@@ -9,7 +9,6 @@ any of them rebuilds it, and two builds on one machine give identical manifests.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import platform
@@ -119,11 +118,12 @@ def data_files(data: Path | None) -> list[Path]:
 
 def cache_key(rubric, profile: dict, data: Path | None) -> str:
     h = hashlib.sha256()
-    sources = sorted((PROJECT / "reference" / rubric.assignment).glob("*.py"))
-    sources += sorted(rubric.root.glob("*.py")) + [rubric.root / "rubric.toml"]
-    sources += sorted((PROJECT / "grader" / "worker").glob("*.py"))
-    for path in sources:
-        h.update(f"{path.relative_to(PROJECT)}:{_sha(path)}\n".encode())
+    pack = rubric.pack
+    sources = pack.source_files()
+    worker = Path(__file__).resolve().parent / "worker"
+    sources += [(f"grader/worker/{p.name}", p) for p in sorted(worker.glob("*.py"))]
+    for name, path in sources:
+        h.update(f"{name}:{_sha(path)}\n".encode())
     h.update(json.dumps(profile, sort_keys=True).encode())
     for path in data_files(data):
         h.update(f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
@@ -166,13 +166,14 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     into the cache) wins, and this build is discarded."""
     from .intake import load_submission
 
-    mod_inputs = importlib.import_module(f"rubric.{rubric.assignment}.inputs")
-    mod_derive = importlib.import_module(f"rubric.{rubric.assignment}.derive")
-    arrays, meta = mod_inputs.make_inputs(rubric, profile, data)
+    pack = rubric.pack
+    if pack.reference is None:
+        raise GoldError(f"the {pack.name} pack has no reference solution to build gold from")
+    arrays, meta = pack.inputs_module().make_inputs(rubric, profile, data)
     inputs = Inputs(arrays, meta)
     specs = gold_specs(rubric, profile, inputs)
     with tempfile.TemporaryDirectory(prefix="grader-gold-") as tmp:
-        sub = load_submission(PROJECT / "reference" / rubric.assignment, Path(tmp) / "ws", student="reference",
+        sub = load_submission(pack.reference, Path(tmp) / "ws", student="reference",
                               assignment=rubric.assignment)
         if sub.error:
             raise GoldError(f"the reference could not be taken in: {sub.error}")
@@ -181,7 +182,7 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     failed = {k: r.error for k, r in outputs.items() if not r.ok}
     if failed:
         raise GoldError(f"the reference failed {len(failed)} probes: {failed}")
-    derived, derived_meta = mod_derive.derive(inputs, outputs)
+    derived, derived_meta = pack.derive(inputs, outputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".gold-", dir=out.parent))
     store.save_arrays(staging / "inputs.npz", arrays)
@@ -191,8 +192,7 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
     _write_json(staging / "derived.json", derived_meta)
     files = {str(p.relative_to(staging)): _sha(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     manifest = {"assignment": rubric.assignment, "profile": profile, "key": cache_key(rubric, profile, data),
-                "data": {"images": meta.get("images"), "snapshot": meta.get("snapshot"),
-                         "colours": meta.get("colours")},
+                "data": {k: meta.get(k) for k in pack.gold_manifest},
                 "versions": {"torch": _torch_version(), "numpy": np.__version__}, "files": files}
     _write_json(staging / "manifest.json", manifest)
     if out.exists() and replace:
@@ -260,7 +260,7 @@ def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = Non
     """The gold for this profile and data: an explicit folder, the cache, or built now."""
     if gold_dir is not None:
         return load(gold_dir)
-    if not (PROJECT / "reference" / rubric.assignment).is_dir():
+    if rubric.pack.reference is None:
         raise GoldError("this installation has no reference solution and no --gold folder was given")
     root = default_dir(rubric, profile, data)
     if (root / "manifest.json").exists():

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import feedback
-from .records import GradeReport
+from .records import GradeReport, automatic_totals
 from .report import gradescope_dict, report_from_dict, result_dict, validate_result, write_json_atomic
 
 MANIFEST = "batch.json"
@@ -47,12 +47,7 @@ def manual_ids_of(doc: dict | None, manual_ids: set[str]) -> set[str]:
 
 def fix_totals(doc: dict, manual_ids: set[str]) -> dict:
     """Automatic totals over the rubric's automatic items only (a marked manual item keeps out)."""
-    items = doc["items"]
-    manual_ids = manual_ids_of(doc, manual_ids)
-    auto = [i for i in items if i["id"] not in manual_ids]
-    doc["auto_score"] = round(sum(i["points"] for i in auto), 4)
-    doc["auto_max"] = round(sum(i["max_points"] for i in auto if not i.get("bonus")), 4)
-    doc["manual_pending"] = round(sum(i["max_points"] for i in items if i["status"] == "manual"), 4)
+    doc.update(automatic_totals(doc["items"], manual_ids_of(doc, manual_ids)))   # records.py: the one definition
     return doc
 
 
@@ -150,7 +145,7 @@ def write_gradebook(out: Path, manifest: dict, manual_items: list) -> list[str]:
             sheet.append({"student": student, "item": item_id, "title": title, "max_points": num(points),
                           "points": num(got["points"]) if got else "",
                           "comment": (got.get("feedback", "") if got else "")})
-        text = feedback.render(doc, late, final, (out / student / feedback.PICTURE).exists(),
+        text = feedback.render(doc, late, final, (out / student / feedback.picture_file(doc)).exists(),
                                manual_ids_of(doc, manual_ids))
         (out / student / "feedback.md").write_text(text, encoding="utf-8")
     _write_csv(out / GRADES_CSV, GRADES_COLUMNS,

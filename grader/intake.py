@@ -31,7 +31,8 @@ from pathlib import Path
 
 from grader import notebook, sourceprep
 from grader.locate import FileEntry, locate
-from grader.roles import CODE, roles_for
+from grader.pack import provide_files
+from grader.roles import CODE, DATA, SCRIPT, roles_for
 from grader.records import Submission
 
 RAW_DIR = ".raw"
@@ -86,6 +87,7 @@ def load_submission(path: Path, workspace: Path, *, student: str | None = None,
         unpacked = _Unpacker(raw, limits).unpack(path)
         sub.notes.extend(unpacked.notes())
         _prepare_all(unpacked, sub, roles_for(assignment))
+        provide_files(assignment, sub)      # the course's own files (grader.pack)
     except IntakeError as exc:
         sub.error = str(exc)
         sub.modules, sub.answers = {}, None
@@ -440,11 +442,11 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission, roles: tuple) -> None:
 
     cache: dict[Path, tuple[str | None, str | None, list[str]]] = {}
     written: dict[str, str] = {}                    # module name in the workspace -> where it came from
-    for role, module in ((r.name, r.module) for r in roles if r.kind == CODE):
+    for role, module, kind in ((r.name, r.module, r.kind) for r in roles if r.kind in (CODE, SCRIPT)):
         entry = location.chosen.get(role)
         if entry is None:
             continue
-        text, error, notes = _prepare_cached(entry, cache)
+        text, error, notes = (_script_source(entry) if kind == SCRIPT else _prepare_cached(entry, cache))
         sub.notes.extend(n for n in notes if n not in sub.notes)   # one file may serve two roles
         if error:
             sub.role_errors[role] = error
@@ -455,7 +457,7 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission, roles: tuple) -> None:
         sub.modules[role] = target
         written[module] = entry.name
 
-    for data_role in (r.name for r in roles if r.kind != CODE and r.name in location.chosen):
+    for data_role in (r.name for r in roles if r.kind == DATA and r.name in location.chosen):
         _copy_answers(location.chosen[data_role], sub, data_role)
 
     # The other .py files whose names can be imported, shallowest first, so that `import utils`
@@ -486,6 +488,14 @@ def _prepare_all(unpacked: _Unpacked, sub: Submission, roles: tuple) -> None:
             continue
         (sub.workspace / f"{module}.py").write_text(text, encoding="utf-8")
         written[module] = entry.name
+
+
+def _script_source(entry: FileEntry) -> tuple[str | None, str | None, list[str]]:
+    """A script role's file whole (a script probe runs it to completion): decoded, not made import-safe."""
+    if entry.suffix != ".py":
+        return None, f"{entry.name}: a script is expected as a .py file", []
+    source, note = sourceprep.decode_source(entry.path.read_bytes())
+    return source, None, [f"{entry.name}: {note}"] if note else []
 
 
 def _prepare_cached(entry: FileEntry, cache: dict) -> tuple[str | None, str | None, list[str]]:

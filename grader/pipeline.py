@@ -74,7 +74,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
         tmp = Path(tmp)
         sub = load_submission(Path(path), Path(wtmp) / "workspace", student=opts.student,
                               assignment=opts.assignment)
-        report = GradeReport(opts.assignment, sub.student, [], profile=opts.profile,
+        report = GradeReport(rubric.assignment, sub.student, [], profile=opts.profile,
                              notes=list(sub.notes), isolation=getattr(sandbox, "description", ""))
         if sub.error:
             report.status, report.errors = "error", [sub.error]
@@ -93,8 +93,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
             plan = rubric.plan_module()
             groups = sorted({g for item in items for g in item.probes})
             specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
-            reuse = None if opts.always_train else reference_stands(gold.outputs)
-            results = run_plan(specs, sub.workspace, sub.modules, opts.assignment, sandbox, reuse, cache,
+            reuse = None if opts.always_train else reference_stands(gold.outputs, rubric.assignment)
+            results = run_plan(specs, sub.workspace, sub.modules, rubric.assignment, sandbox, reuse, cache,
                                unusable=sub.role_errors)
             if keep is not None:
                 keep(results, gold)

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .records import ProbeResult
+from .pack import worker_digest
 from .worker.protocol import ALLOWED_KINDS
 
 VERSION = "1"
@@ -117,6 +118,7 @@ class ProbeCache:
         limits = asdict(sandbox.limits) if hasattr(sandbox, "limits") else {}
         base = {"v": VERSION, "workspace": workspace_digest(workspace), "modules": modules,
                 "assignment": assignment, "runtime": runtime_digest(), "torch": _version("torch"),
+                "pack_probes": worker_digest(assignment),
                 "numpy": _version("numpy"), "machine": platform.machine(), "limits": limits,
                 "threads": getattr(sandbox, "threads", None), "gpu": getattr(sandbox, "gpu", None),
                 "mode": getattr(sandbox, "mode", None)}

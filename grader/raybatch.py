@@ -32,7 +32,6 @@ import time
 import zipfile
 from pathlib import Path
 
-from .feedback import PICTURE
 
 WINDOW_PER_WORKER = 2           # tasks in flight per parallel slot: bounds the driver's memory
 _STATE: dict = {}
@@ -176,7 +175,8 @@ def grade_task(payload: dict, gold_holder: list) -> dict:
         pictures = Path(tmp) / "picture"
         pictures.mkdir()
         report, info = grade_submission(source, opts, sandbox, engine, pictures, rubric, log=lambda m: None)
-        picture = (pictures / PICTURE).read_bytes() if (pictures / PICTURE).exists() else None
+        name = info.get("picture")
+        picture = (pictures / name).read_bytes() if name and (pictures / name).exists() else None
     return {"report": report, "info": info, "picture": picture, "node": os.uname().nodename}
 
 
@@ -226,7 +226,7 @@ def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], 
                 try:
                     out = ray.get(ref)
                     if out["picture"]:
-                        (folder / PICTURE).write_bytes(out["picture"])
+                        (folder / out["info"]["picture"]).write_bytes(out["picture"])
                     batch.merge_extra(folder, info, out["info"])
                     report = out["report"]
                     t0 = time.monotonic() - report.execution_time

@@ -69,6 +69,23 @@ class ItemScore:
     manual: bool = False                          # marked by a TA; stays manual once marked
 
 
+def is_automatic(item, manual_ids=frozenset()) -> bool:
+    """The one definition of what the automatic totals count (an ItemScore or its result.json dict):
+    not a manual item of the rubric (its own flag, or its id among `manual_ids` when the caller has
+    the rubric) and not waiting for a TA. Marked manual items keep out: a TA's mark is not automatic."""
+    get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
+    return not get("manual", False) and get("id") not in manual_ids and get("status") != "manual"
+
+
+def automatic_totals(items, manual_ids=frozenset()) -> dict:
+    """auto_score, auto_max (bonus marks raise the score, never the maximum) and manual_pending."""
+    get = lambda i, k, d=None: i.get(k, d) if isinstance(i, dict) else getattr(i, k, d)  # noqa: E731
+    auto = [i for i in items if is_automatic(i, manual_ids)]
+    return {"auto_score": round(sum(get(i, "points") for i in auto), 4),
+            "auto_max": round(sum(get(i, "max_points") for i in auto if not get(i, "bonus", False)), 4),
+            "manual_pending": round(sum(get(i, "max_points") for i in items if get(i, "status") == "manual"), 4)}
+
+
 @dataclass
 class GradeReport:
     assignment: str
@@ -83,20 +100,20 @@ class GradeReport:
 
     @property
     def auto_items(self) -> list[ItemScore]:
-        return [i for i in self.items if not i.manual and i.status != "manual"]
+        return [i for i in self.items if is_automatic(i)]
 
     @property
     def auto_score(self) -> float:
-        return round(sum(i.points for i in self.auto_items), 4)
+        return automatic_totals(self.items)["auto_score"]
 
     @property
     def auto_max(self) -> float:
         # Bonus marks can raise the score but never the maximum.
-        return round(sum(i.max_points for i in self.auto_items if not i.bonus), 4)
+        return automatic_totals(self.items)["auto_max"]
 
     @property
     def manual_pending(self) -> float:
-        return round(sum(i.max_points for i in self.items if i.status == "manual"), 4)   # not yet marked
+        return automatic_totals(self.items)["manual_pending"]   # not yet marked
 
     @property
     def score(self) -> float:

@@ -1,39 +1,24 @@
 """Work that cannot change is not redone: the reference's trained result stands for a student's
 model shown to be the same model.
 
-"The same" is strict: the untrained model's initial parameters are bit-for-bit the reference's
-(same shapes, same order, same random draws under the harness's seed), and with the harness's
-seeded weights its outputs and input gradients match in eval mode and in training mode, and so do
-the gradients the harness's loss sends to its parameters on a training-size batch (a model with
-frozen parameters, or one right only for the probe's small batch, computes the same function but
-does not train like the reference). Training such a model with the same loop, data and seed repeats
-the reference's run, so its answer is reused and the feedback says so. Anything short of that is
-trained for real.
+What "the same" means is the pack's `same_model` hook (grader/pack.py), and it must be strict: the
+untrained model's initial parameters bit-for-bit the reference's and the same function and gradients
+under the harness's seeded weights, so that training it with the same loop, data and seed repeats
+the reference's run. Its answer is then reused and the feedback says so; anything short of that is
+trained for real. A pack without the hook trains everything.
 """
 from __future__ import annotations
 
-from .compare import allclose
 from .records import ProbeResult
 
-TOLERANCE = 1e-5
-COMPARED = ("out", "grad", "train_out", "param_grad")
 
+def reference_stands(gold_outputs: dict[str, ProbeResult], assignment: str):
+    """A `reuse` callback for run_plan, or None if the pack has no `same_model` hook."""
+    from . import pack as packmod
 
-def same_model(answer: ProbeResult | None, gold: ProbeResult | None) -> bool:
-    if answer is None or gold is None or not answer.ok:
-        return False
-    if not answer.meta.get("init_digest") or answer.meta.get("init_digest") != gold.meta.get("init_digest"):
-        return False
-    for name in COMPARED:
-        if name not in answer.arrays or name not in gold.arrays:
-            return False
-        if not allclose(answer.arrays[name], gold.arrays[name], TOLERANCE, TOLERANCE).ok:
-            return False
-    return True
-
-
-def reference_stands(gold_outputs: dict[str, ProbeResult]):
-    """A `reuse` callback for run_plan."""
+    same_model = packmod.load(assignment).hook("same_model")
+    if same_model is None:
+        return None
 
     def reuse(spec, results):
         if not same_model(results.get(spec.reuse_if), gold_outputs.get(spec.reuse_if)):

@@ -12,12 +12,12 @@ over a file that holds the student's own code.
 """
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 
 CODE = "code"
 DATA = "data"
+SCRIPT = "script"     # a script run to completion by a script probe: kept whole, not made import-safe
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,7 @@ class Role:
 
 
 def roles_for(assignment: str) -> tuple[Role, ...]:
-    """The roles of a built-in assignment: `rubric.<assignment>.roles.ROLES`."""
-    module = importlib.import_module(f"rubric.{assignment}.roles")
-    roles = tuple(module.ROLES)
-    if not roles or not all(isinstance(r, Role) for r in roles):
-        raise ValueError(f"rubric.{assignment}.roles.ROLES must be a non-empty tuple of grader.roles.Role")
-    names = [r.name for r in roles]
-    if len(set(names)) != len(names):
-        raise ValueError(f"rubric.{assignment}.roles.ROLES has duplicate role names: {names}")
-    return roles
+    """The roles of an assignment's pack (its roles module's `ROLES`, validated by grader.pack)."""
+    from . import pack
+
+    return pack.load(assignment).roles

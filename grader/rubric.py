@@ -1,12 +1,13 @@
-"""Load an assignment's rubric (rubric/<a>/rubric.toml) and validate it when loaded.
+"""Load an assignment's rubric (the `rubric` file of its pack, grader.pack) and validate it when loaded.
 
-Everything the rubric names must exist: its probe groups in the assignment's plan module, its checks
-as test functions in the checks folder, its comparators in grader.compare. A typo is an error at load
-time, not a silent zero at grading time.
+Everything the rubric names must exist: its probe groups in the pack's plan module, its checks
+as test functions in the pack's checks folder, its comparators in grader.compare. A typo is an error
+at load time, not a silent zero at grading time.
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib
 import tomllib
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import compare
+from . import pack as packmod
 
-RUBRIC_ROOT = Path(__file__).resolve().parent.parent / "rubric"
+RUBRIC_ROOT = packmod.BUILTIN_ROOT
 VISIBILITIES = ("visible", "hidden")
 
 
@@ -52,10 +54,11 @@ class Rubric:
     root: Path                    # rubric/<assignment>
     items: list[Item]
     profiles: dict[str, dict]
+    pack: packmod.Pack | None = None
 
     @property
     def checks_dir(self) -> Path:
-        return self.root / "checks"
+        return self.pack.checks_dir if self.pack is not None else self.root / "checks"
 
     def item(self, item_id: str) -> Item:
         for item in self.items:
@@ -72,6 +75,8 @@ class Rubric:
         return dict(self.profiles[name], name=name)
 
     def plan_module(self):
+        if self.pack is not None:
+            return self.pack.plan
         return importlib.import_module(f"rubric.{self.assignment}.plan")
 
 
@@ -97,19 +102,31 @@ def _checks_in(path: str, mtime_ns: int, size: int) -> frozenset[str]:
 
 
 def load(assignment: str, root: Path | None = None) -> Rubric:
-    root = root or RUBRIC_ROOT / assignment
-    path = root / "rubric.toml"
-    if not path.is_file():
-        raise RubricError(f"no rubric for assignment {assignment!r} at {path}")
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
+    """The rubric of the pack `assignment` names (a built-in name, a name on $GRADER_PACKS, or a
+    pack folder's path: see grader.pack.find). `root`, for tests: a folder whose rubric.toml and
+    checks/ replace the pack's."""
+    try:
+        pack = packmod.load(assignment)
+    except packmod.PackError as exc:
+        raise RubricError(str(exc)) from None
+    if root is not None:
+        pack = dataclasses.replace(pack, root=Path(root), rubric_file=Path(root) / "rubric.toml",
+                                   checks_dir=Path(root) / "checks")
+    root, path = pack.root, pack.rubric_file
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise RubricError(f"{path}: not valid TOML: {exc}") from None
+    if data.get("assignment", pack.name) != pack.name:
+        raise RubricError(f"{path}: assignment = {data['assignment']!r}, but its pack is named {pack.name!r}")
     items = [_auto_item(raw, i) for i, raw in enumerate(data.get("items", []))]
     for group in data.get("manual", []):
         for raw in group.get("items", []):
             items.append(Item(id=raw["id"], title=raw["title"], points=float(raw["points"]),
                               visibility="visible", manual=True))
-    rubric = Rubric(assignment=data.get("assignment", assignment), title=data.get("title", assignment),
-                    root=root, items=items, profiles=data.get("profiles", {}))
+    rubric = Rubric(assignment=pack.name, title=data.get("title", pack.name),
+                    root=root, items=items, profiles=data.get("profiles", {}), pack=pack)
     _validate(rubric)
     return rubric
 
@@ -150,3 +167,7 @@ def _validate(rubric: Rubric) -> None:
             _fail(item.id, f"unknown comparator {name!r}")
     if not rubric.profiles:
         _fail(rubric.assignment, "no [profiles] defined")
+    for name, profile in rubric.profiles.items():
+        missing = [k for k in ("probe_timeout", "submission_timeout") if k not in profile]
+        if missing:
+            _fail(f"profiles.{name}", f"missing {', '.join(missing)} (seconds: each probe, the whole submission)")

@@ -179,6 +179,9 @@ def runtime_dir() -> Path:
         os.chmod(root, 0o755)
         atexit.register(shutil.rmtree, root, True)
         _RUNTIME = root
+    from .pack import install_worker_modules      # the loaded packs' probes, as graderworker.<name>
+
+    install_worker_modules(_RUNTIME / RUNTIME_PACKAGE)
     return _RUNTIME
 
 

@@ -8,11 +8,10 @@ is estimated from what intake gives, without running anything:
 
 - a submission intake refuses, or one prepared to the same workspace bytes as an earlier student's
   (the probe cache answers it), costs next to nothing;
-- each of the CNN and UNet classes that is not the reference's, as parsed (line numbers, comments
-  and docstrings aside) together with the module's classes and functions it uses (MyConv2d), is
-  expected to train (a model equal to the reference's usually has the
-  reference's training result reused, see grader/reuse.py);
-- otherwise the cost grows with the roles the submission fills.
+- the pack's cost hook (grader/pack.py) says what the rest costs, e.g. a model class that is not
+  the reference's, as parsed (`model_code`), is expected to train (one equal to the reference's
+  usually has the reference's training result reused, see grader/reuse.py);
+- without a hook, the cost grows with the roles the submission fills.
 
 The estimate only orders the students: every student is graded the same way whatever the order
 (the probe cache's answers are exact), so a wrong guess costs time, never marks. A planning thread
@@ -31,8 +30,6 @@ from pathlib import Path
 from .intake import load_submission
 from .probecache import workspace_digest
 
-PROJECT = Path(__file__).resolve().parent.parent
-TRAINED_MODELS = ("CNN", "UNet")
 TRAINS = 10.0          # one model expected to train, against ...
 ROLE = 1.0             # ... one role's quick probes
 
@@ -56,7 +53,7 @@ def _definitions(source: str) -> dict[str, ast.AST]:
 
 def model_code(source: str, name: str) -> dict[str, str] | None:
     """What class `name` does, as parsed (no positions, comments or docstrings), together with the
-    module's classes and functions it names, transitively (MyConv2d for the CNN). None if absent."""
+    module's classes and functions it names, transitively. None if absent."""
     defs = _definitions(source)
     if name not in defs:
         return None
@@ -71,10 +68,15 @@ def model_code(source: str, name: str) -> dict[str, str] | None:
 
 
 class CostModel:
+    """The planner's estimate: nothing for a refused submission or a copy of one already planned,
+    else the pack's cost hook, else one unit per role filled."""
+
     def __init__(self, assignment: str):
-        ref = PROJECT / "reference" / assignment / "colourization.py"
-        text = ref.read_text() if ref.is_file() else ""
-        self.reference = {m: model_code(text, m) for m in TRAINED_MODELS}
+        from . import pack as packmod
+
+        pack = packmod.load(assignment)
+        hook = pack.hook("cost")
+        self.estimate = hook(pack) if hook is not None else None
         self.seen: set[str] = set()
 
     def cost(self, sub) -> float:
@@ -84,12 +86,9 @@ class CostModel:
         if key in self.seen:
             return 0.0                      # the probe cache will answer it from the earlier copy
         self.seen.add(key)
-        cost = ROLE * len(sub.modules)
-        if "colourization" in sub.modules:
-            mine = sub.modules["colourization"].read_text(errors="replace")
-            cost += sum(TRAINS for m in TRAINED_MODELS
-                        if self.reference[m] is None or model_code(mine, m) != self.reference[m])
-        return cost
+        if self.estimate is not None:
+            return float(self.estimate.cost(sub))
+        return ROLE * len(sub.modules)
 
 
 class Planner:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from classkit import PROJECT, run_cli
-from grader.examples import REFERENCE_FILES, examples_root, expected, materialize
+from grader.examples import examples_root, expected, materialize
+from grader.pack import load as load_pack
 from grader.export import unpack
 
 DOCKERFILES = [PROJECT / "docker" / "Dockerfile", PROJECT / "docker" / "Dockerfile.cpu"]
@@ -121,7 +122,7 @@ def test_run_autograder_grades_a_submission_into_results_json(autograder, tmp_pa
     source = materialize(examples_root("a2") / example, tmp_path / "m")
     if example == "reference":                       # the link to the package: only the handout's files
         (tmp_path / "ref").mkdir()
-        for name in REFERENCE_FILES:
+        for name in load_pack("a2").reference_files:
             shutil.copyfile(source / name, tmp_path / "ref" / name)
         source = tmp_path / "ref"
     doc, proc = run_autograder(autograder, tmp_path / "autograder", source)
