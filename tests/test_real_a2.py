@@ -201,7 +201,15 @@ def _mismatches(folder: str, graded: Graded) -> list[str]:
             problems.append(f"{item_id}: got {item['points']:g} ({item['status']}), expected "
                             f"{want['points']:g}{flag} because {want['reason'][:200]!r}; grader said "
                             f"{item['feedback'][:240]!r}")
+        elif want["points"] == 0 and not want.get("absent") and _NOT_GRADED.search(item["feedback"]):
+            # the right 0 for the wrong reason: the part is there, it was never graded
+            problems.append(f"{item_id}: 0 as expected, but the part was not graded (expected: "
+                            f"{want['reason'][:160]!r}); grader said {item['feedback'][:240]!r}")
     return problems
+
+
+# What an item says when the student's file was never graded (intake lost it), not a verdict on it.
+_NOT_GRADED = re.compile(r"no \w+ file was found|SyntaxError|IndentationError|NameError: name 'xrange'")
 
 
 @pytest.mark.parametrize("folder", PARAMS)
