@@ -6,7 +6,6 @@ from nn import *
 import matplotlib
 matplotlib.use("Agg")          # figures are written to files, never shown: the script never blocks
 import matplotlib.pyplot as plt
-from mpl_toolkits.axes_grid1 import ImageGrid
 
 np.random.seed(0)
 
@@ -90,15 +89,21 @@ for name, train_curve, valid_curve in (("loss", train_loss, valid_loss), ("accur
     plt.close()
 
 # Q3.3: first-layer weights before and after training, as an 8x8 grid of 32x32 images
+def mosaic(columns, rows=8, cols=8):
+    """Columns of W [1024, rows*cols] as one [rows*33, cols*33] picture (a 1-pixel gap between)."""
+    tiles = np.full((rows * 33, cols * 33), np.nan)
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        tiles[r * 33:r * 33 + 32, c * 33:c * 33 + 32] = columns[:, i].reshape(32, 32).T
+    return tiles
+
 for title, W in (("initialization", layer1_W_initial), ("training", params['Wlayer1'])):
-    fig = plt.figure(figsize=(8, 8))
-    grid = ImageGrid(fig, 111, nrows_ncols=(8, 8), axes_pad=0.05)
-    for i, ax in enumerate(grid):
-        ax.imshow(W[:, i].reshape((32, 32)).T, cmap="Greys")
-        ax.set_axis_off()
-    fig.suptitle("Layer 1 weights after " + title)
-    fig.savefig("q3_weights_%s.png" % title)
-    plt.close(fig)
+    plt.figure(figsize=(8, 8))
+    plt.imshow(mosaic(W), cmap="Greys")
+    plt.axis("off")
+    plt.title("Layer 1 weights after " + title)
+    plt.savefig("q3_weights_%s.png" % title)
+    plt.close()
 
 # Q3.4: confusion matrix on the test set (rows: true class, columns: predicted)
 confusion_matrix = np.zeros((train_y.shape[1], train_y.shape[1]))

@@ -7,7 +7,6 @@ from collections import Counter
 import matplotlib
 matplotlib.use("Agg")          # figures are written to files, never shown: the script never blocks
 import matplotlib.pyplot as plt
-from mpl_toolkits.axes_grid1 import ImageGrid
 import string
 
 np.random.seed(0)
@@ -93,14 +92,19 @@ for i, label in enumerate(visualize_labels):
     visualize_x[2 * i:2 * i + 2] = valid_x[choices]
 reconstructed_x = reconstruct(visualize_x)
 
-fig = plt.figure()
-grid = ImageGrid(fig, 111, nrows_ncols=(len(visualize_labels), 4), axes_pad=0.05)
-for i, ax in enumerate(grid):
-    source = visualize_x if i % 2 == 0 else reconstructed_x
-    ax.imshow(source[i // 2].reshape((32, 32)).T, cmap="Greys")
-    ax.set_axis_off()
-fig.savefig("q5_reconstructions.png")
-plt.close(fig)
+# one picture: a row per class, each input beside its reconstruction
+pairs = np.stack([visualize_x, reconstructed_x], axis=1).reshape(-1, 1024)    # [20, 1024]
+tiles = np.ones((len(visualize_labels) * 33, 4 * 33))
+for i, row in enumerate(pairs):
+    r, c = divmod(i, 4)
+    tiles[r * 33:r * 33 + 32, c * 33:c * 33 + 32] = row.reshape(32, 32).T
+plt.figure()
+plt.imshow(tiles, cmap="gray", vmin=0, vmax=1)
+plt.axis("off")
+plt.title("validation images (odd columns) and their reconstructions")
+plt.savefig("q5_reconstructions.png")
+plt.close()
+
 
 # Q5.3.2
 from skimage.metrics import peak_signal_noise_ratio
