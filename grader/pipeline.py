@@ -17,7 +17,7 @@ from . import rubric as rubricmod
 from . import tamper
 from .checks import run_checks
 from .intake import load_submission
-from .locate import ROLE_ANSWERS
+from .roles import DATA, roles_for
 from .probecache import ProbeCache
 from .probing import run_plan
 from .reuse import reference_stands
@@ -109,7 +109,8 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                        "answers_file": answers, "tampering": tampering}
             (run_dir / "context.json").write_text(json.dumps(context, indent=1))
             # Items that read a file the submission does not have go to a TA (answered in the report).
-            present = set(sub.modules) | set(sub.role_errors) | ({ROLE_ANSWERS} if sub.answers else set())
+            data = {r.name for r in roles_for(rubric.assignment) if r.kind == DATA} if sub.answers else set()
+            present = set(sub.modules) | set(sub.role_errors) | data
             absent = {i.manual_without for i in items if i.manual_without} - present
             later = deferred_items(rubric, absent)
             checks = run_checks(rubric.checks_dir, run_dir,
