@@ -112,7 +112,10 @@ def render(result: dict, late: dict | None, final: dict, picture_exists: bool,
         lines += ["## Written questions (marked by TAs from your report)", ""]
         for i in manual:
             if i["status"] == "manual":
-                lines.append(f"- `{i['id']}` {i['title']}: not marked yet (out of {_pts(i['max_points'])})")
+                # an automatic item handed to a TA says why (e.g. no answers.toml: read from the report)
+                note = (i.get("feedback") or "").strip()
+                why = f". {note}" if note and note != "Graded by a TA from your report." else ""
+                lines.append(f"- `{i['id']}` {i['title']}: not marked yet (out of {_pts(i['max_points'])}){why}")
             else:
                 comment = (i.get("feedback") or "").strip()
                 lines.append(f"- `{i['id']}` {i['title']}: {_pts(i['points'])}/{_pts(i['max_points'])}"

@@ -37,9 +37,11 @@ class ProbeSpec:
     timeout: float = 60.0
     reuse_if: str | None = None    # a probe whose match with gold lets the reference's answer stand
     # The part of the student's code this probe runs (e.g. "CNN": its constructor and forward).
-    # Once a probe of a part has run past its timeout, the other probes of that part fail at once
-    # with the same message instead of each waiting out its own timeout. `hang_marks_part=False`
-    # for probes whose timeout may be the budget's (training), not the part's.
+    # When a probe of a part runs past its timeout before any probe of that part has finished, the
+    # part hangs whatever its inputs (a constructor that never returns): its other probes fail at
+    # once with the same message instead of each waiting out its own timeout. A part that has
+    # already answered once hangs only on some inputs (e.g. kernel 5): its other probes still run.
+    # `hang_marks_part=False` for probes whose timeout may be the budget's (training), not the part's.
     part: str | None = None
     hang_marks_part: bool = True
 
@@ -253,6 +255,7 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
     results: dict[str, ProbeResult] = {}
     hung: dict[str, str] = {}         # role -> why its import never finished
     stuck: dict[str, str] = {}        # part -> why its first probe to time out never finished
+    worked: set[str] = set()          # parts that have answered a probe (a later hang is input-specific)
     unsent: list[ProbeSpec] = []      # answered from the cache, not yet run by the worker
     try:
         for spec in specs:
@@ -292,10 +295,12 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
                 chain.record(spec, result, session.last_clean)
             if at_import and not result.ok:
                 hung[spec.role] = result.error
-            elif result.timed_out and spec.part and spec.hang_marks_part:
+            elif result.timed_out and spec.part and spec.hang_marks_part and spec.part not in worked:
                 stuck[spec.part] = (f"{result.error}; {spec.part} never finished there, so its other "
                                     f"probes were not run")
                 result.error = stuck[spec.part]
+            if result.ok and spec.part:
+                worked.add(spec.part)
             results[spec.key] = result
     finally:
         session.close()

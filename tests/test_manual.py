@@ -192,6 +192,9 @@ def test_no_answers_file_sends_q4a_and_r3_to_a_ta(answers_batch):
         assert ("CS17BTECH11005", item_id) not in sheet and ("CS17BTECH11006", item_id) not in sheet
     g = grades(out)
     assert (g["CS17BTECH11004"]["auto_max"], g["CS17BTECH11004"]["manual_pending"]) == ("11", "29")
+    text = (out / "CS17BTECH11004" / "feedback.md").read_text()
+    assert "`r3.colon_weights`" in text.split("## Written questions")[1]
+    assert "no answers.toml, so the answer is expected in your write-up" in text
 
 
 def test_a_present_answers_file_is_still_graded_and_a_malformed_one_still_fails(answers_batch):

@@ -85,6 +85,25 @@ def test_missing_submission_file_is_the_students_error(tmp_path):
     assert validate_result(result) == []
 
 
+def test_a_file_that_does_not_compile_is_named_with_what_happened_not_called_missing(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    nb = new_notebook(cells=[new_code_cell("class CNN(nn.Module:\n    pass")])
+    (sub / "colourization.ipynb").write_text(nbformat.writes(nb))
+    (sub / "min_char_rnn.py").write_text("def sample(h, seed_ix, n, alpha)\n    return []\n")
+    report = grade(sub, Options(student="s2"), tmp_path / "out", log=lambda m: None)
+    items = {i.id: i for i in report.items}
+    assert report.status == "graded"
+    q2a = items["q2a.cnn"].feedback
+    assert "no colourization file was found" not in q2a
+    assert "the colourization file could not be used: SyntaxError in colourization.ipynb, cell 1, line 1" in q2a
+    assert "the rnn file could not be used: SyntaxError in min_char_rnn.py line 1" in items["r1.sample"].feedback
+    # no answers.toml: the written answers go to a TA, they are not failed
+    assert items["r3.colon_weights"].status == "manual" and report.auto_max == 11
+
+
 def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_path(
         reference_result, tmp_path, monkeypatch):
     """The checks import `grader`; another install (an editable one of an old checkout, say) on
