@@ -346,6 +346,8 @@ def _inject(obj, arrays, chars):
     obj.ix_to_char = {i: c for i, c in enumerate(chars)}
     obj.vocab_size = len(chars)
     obj.hidden_size = int(arrays["Whh"].shape[0])
+    if isinstance(obj, type(np)) and not hasattr(obj, "xrange"):
+        obj.xrange = range                     # Python 2 scripts (min-char-rnn is one) loop with xrange
 
 
 # What the parameters of a sampler or a completion are, by their names (older offerings' too).
