@@ -4,11 +4,11 @@ The roles are data (`grader.roles.Role`), given by the caller from the assignmen
 here knows any assignment. For each role, the candidates are every file that defines the role's API
 (its classes, functions or function aliases, found by `grader.fingerprint` in scripts and notebooks
 alike, whatever the file is called) and every file named for the role. Names are compared
-case-insensitively after removing everything but letters and digits, so `Colourization.py`,
-`colour-ization.py` and `COLOURIZATION.ipynb` are the same name. A name is one of four levels:
+case-insensitively after removing everything but letters and digits, so `Two_Layer_Net.py`,
+`two-layer-net.py` and `TWOLAYERNET.ipynb` are the same name. A name is one of four levels:
 
   0 exact name      the stem is one of the role's preferred stems (`Role.stems`), with one of its suffixes
-  1 copy of it      the exact name plus a copy suffix: `Colourization (1).ipynb`, `colourization - Copy.py`
+  1 copy of it      the exact name plus a copy suffix: `Model (1).ipynb`, `model - Copy.py`
   2 keyword         the name matches one of the role's keywords (`Role.keywords`; roles with a lower
                     `keyword_rank` are tried first)
   3 content only    the name says nothing; the file defines the role's API
@@ -41,7 +41,7 @@ from grader.roles import CODE, Role, Starter
 
 CODE_SUFFIXES = (".py", ".ipynb")
 
-# `Colourization (1)`, `colourization - Copy`, `colourization_copy2`, `Copy of colourization`
+# `Model (1)`, `model - Copy`, `model_copy2`, `Copy of model`
 _COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|[\s_-]*-?\s*copy(\s*\(?\d*\)?)?)+$", re.IGNORECASE)
 _COPY_PREFIX = re.compile(r"^copy\s+of\s+", re.IGNORECASE)
 _CONTENT_BYTES = 8 * 2**20                   # how much of a file is searched for the API

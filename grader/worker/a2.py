@@ -411,6 +411,8 @@ def _inject(obj, arrays, chars):
     obj.ix_to_char = {i: c for i, c in enumerate(chars)}
     obj.vocab_size = len(chars)
     obj.hidden_size = int(arrays["Whh"].shape[0])
+    if isinstance(obj, type(np)) and not hasattr(obj, "xrange"):
+        obj.xrange = range                     # Python 2 scripts (min-char-rnn is one) loop with xrange
 
 
 # What the parameters of a sampler or a completion are, by their names (older offerings' too).
@@ -539,9 +541,10 @@ def _reset_state(obj, h):
             setattr(obj, name, h.copy())
 
 
-def _bind(found: _Found, values: dict, what: str) -> dict:
-    """Keyword arguments for `found` from `values` (role -> value); roles: h, seed, n, temp, string."""
-    kwargs, positional_roles = {}, ["h", "seed", "n", "temp"]
+def _bind(found: _Found, values: dict, what: str) -> tuple[dict, dict]:
+    """(keyword arguments, parameter -> role) for `found` from `values` (role -> value); the roles
+    are h, seed, n, temp and string."""
+    kwargs, bound, positional_roles = {}, {}, ["h", "seed", "n", "temp"]
     for k, p in enumerate(found.params):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
@@ -559,10 +562,11 @@ def _bind(found: _Found, values: dict, what: str) -> dict:
                 role = positional_roles[k]                  # the handout's order
         if role in values and values[role] is not None:
             kwargs[p.name] = values[role]
+            bound[p.name] = role
         elif p.default is p.empty:
             raise StudentError(f"{found.signature}: the grader cannot tell what to pass as `{p.name}` "
                                f"(expected the handout's {what})")
-    return kwargs
+    return kwargs, bound
 
 
 def _as_indices(result, chars, what, starter=""):
@@ -595,14 +599,15 @@ def _as_indices(result, chars, what, starter=""):
 
 
 def _call(found: _Found, owner, kwargs, retry_char_seed=None):
+    """(result, the retry that was needed or None)."""
     fn = found.fn.__get__(owner) if owner is not None else found.fn
     try:
-        return fn(**kwargs)
-    except (KeyError, IndexError, TypeError) as exc:
+        return fn(**kwargs), None
+    except (KeyError, IndexError, TypeError):
         if retry_char_seed is None:
             raise
         name, char = retry_char_seed                     # `seed` meant a character, not an index
-        return fn(**dict(kwargs, **{name: char}))
+        return fn(**dict(kwargs, **{name: char})), retry_char_seed
 
 
 @probe("rnn_sample")
@@ -633,8 +638,8 @@ def rnn_sample(ctx, args, arrays):
     cache: dict = {}
     owner = _instance(f, arrays, chars, cache)
     values = {"h": h, "seed": seed_ix, "n": n, "temp": value, "_roles": {param.name: "temp"}}
-    kwargs = _bind(f, values, "sample(h, seed_ix, n, alpha)")
-    seed_name = next((p.name for p in f.params if kwargs.get(p.name) is seed_ix and p.name != param.name), None)
+    kwargs, bound = _bind(f, values, "sample(h, seed_ix, n, alpha)")
+    seed_name = next((name for name, role in bound.items() if role == "seed"), None)
     retry = (seed_name, chars[seed_ix]) if seed_name else None
     if seed_name and _CHAR_SEED.match(seed_name):
         kwargs[seed_name], retry = chars[seed_ix], None
@@ -644,7 +649,10 @@ def rnn_sample(ctx, args, arrays):
         if owner is not None:
             _reset_state(owner, h)
         call = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
-        ix = _as_indices(_call(f, owner, call, retry), chars, f.qualname)
+        out, used = _call(f, owner, call, retry)
+        if used:
+            kwargs[used[0]], retry = used[1], None
+        ix = _as_indices(out, chars, f.qualname)
         if len(ix) != n:
             raise StudentError(f"{f.signature} with n={n} returned {len(ix)} characters; expected {n}")
         draws.append(ix)
@@ -699,14 +707,14 @@ def rnn_complete(ctx, args, arrays):
         values["_roles"] = {param.name: "temp"}
     cache: dict = {}
     owner = _instance(f, arrays, chars, cache)
-    kwargs = _bind(f, values, "complete(start, n)")
+    kwargs, _ = _bind(f, values, "complete(start, n)")
     np.random.seed(args["seed"])
     draws, lengths = [], []
     for _ in range(args["reps"]):
         if owner is not None:
             _reset_state(owner, np.zeros((hidden, 1)) if takes_string else values["h"])
         call = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
-        ix = _as_indices(_call(f, owner, call), chars, f.qualname, starter if takes_string else "")
+        ix = _as_indices(_call(f, owner, call)[0], chars, f.qualname, starter if takes_string else "")
         lengths.append(len(ix))
         draws.append((ix + [-1] * n)[:n])
     facts = {"function": f.qualname, "signature": f.signature,
