@@ -212,7 +212,7 @@ def same(a: dict, b: dict) -> bool:
 def leftovers(work: Path) -> list[str]:
     """Processes that belong to the soak: their working folder, command line or environment names
     `work` (a run's TMPDIR: its workspaces, runtime copy and sandboxes are there)."""
-    mark = str(work).encode()
+    mark = (str(work).rstrip("/") + "/").encode()     # /tmp/soak-10/ is not /tmp/soak-100/
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -228,7 +228,7 @@ def leftovers(work: Path) -> list[str]:
                     continue
         except OSError:
             continue
-        if mark in cwd or mark in cmd or mark in environ:
+        if mark in cwd + b"/" or mark in cmd or mark in environ:
             words = cmd.replace(b"\0", b" ")[:160].decode(errors="replace")
             found.append(f"{entry.name}: {words}")
     return found
@@ -285,9 +285,16 @@ def soak(args) -> dict:
         for point in kill_points + [None]:
             runs.append(run_batch(work / "class", killed_out, args, envs["killed"], work / "killed.log",
                                   kill_after=point))
-            time.sleep(1)
-            # processes of the killed grader still alive (its TMPDIR, or its output folder)
-            runs[-1]["leftover_processes_after"] = leftovers(work / "tmp-killed") + leftovers(killed_out)
+            # processes of the killed grader still alive 10 s later (its TMPDIR, its output folder)
+            gone_at = None
+            for tick in range(50):
+                left = leftovers(work / "tmp-killed") + leftovers(killed_out)
+                if not left:
+                    gone_at = tick * 0.2
+                    break
+                time.sleep(0.2)
+            runs[-1]["leftover_processes_after"] = left
+            runs[-1]["all_gone_after_s"] = gone_at
             print(f"soak: killed-run segment {len(runs)}: {runs[-1]['results_after']} results, exit "
                   f"{runs[-1]['exit']}, {runs[-1]['seconds']} s", flush=True)
             time.sleep(1)
