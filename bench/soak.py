@@ -264,7 +264,12 @@ def soak(args) -> dict:
     report: dict = {"students": args.students, "seed": args.seed, "workers": args.workers,
                     "probe_timeout": args.probe_timeout, "loadavg_start": os.getloadavg()}
     t0 = time.monotonic()
-    made = build_class(work, args.students, args.seed)
+    if args.alone_again:        # the same class and runs: only grade each kind alone again
+        made = json.loads((work / "kinds.json").read_text())
+        report.update({k: v for k, v in json.loads((work / "report.partial.json").read_text()).items()
+                       if k not in ("loadavg_start",)})
+    else:
+        made = build_class(work, args.students, args.seed)
     report["kinds"] = len(set(made.values()))
     report["adversarial_students"] = sum(1 for k in made.values() if k.startswith("adversarial/"))
     rng = random.Random(args.seed + 1)
@@ -276,9 +281,10 @@ def soak(args) -> dict:
     # killed (two SIGKILLs, then resumed to the end) and clean (uninterrupted), side by side with
     # --parallel (each then has half the machine), else one after the other
     killed_out, clean_out = work / "killed", work / "clean"
-    shutil.rmtree(killed_out, ignore_errors=True)
-    shutil.rmtree(clean_out, ignore_errors=True)
-    runs: list = []
+    if not args.alone_again:
+        shutil.rmtree(killed_out, ignore_errors=True)
+        shutil.rmtree(clean_out, ignore_errors=True)
+    runs: list = report.get("killed_runs", [])
     clean_start = [0.0]
 
     def killed_run():
@@ -300,12 +306,15 @@ def soak(args) -> dict:
             time.sleep(1)
 
     def clean_run():
-        clean_start[0] = time.time()
+        clean_start[0] = report["clean_started_at"] = time.time()
         report["clean_run"] = run_batch(work / "class", clean_out, args, envs["clean"], work / "clean.log")
         print(f"soak: clean run: exit {report['clean_run']['exit']}, {report['clean_run']['seconds']} s",
               flush=True)
 
-    if args.parallel:
+    if args.alone_again:
+        first = min(verdicts(clean_out).values(), key=lambda v: v["mtime"])
+        clean_start = [report.get("clean_started_at") or first["mtime"] - (first["seconds"] or 0)]
+    elif args.parallel:
         threads = [threading.Thread(target=f) for f in (killed_run, clean_run)]
         for t in threads:
             t.start()
@@ -315,6 +324,7 @@ def soak(args) -> dict:
         killed_run()
         clean_run()
     report["killed_runs"] = runs
+    report["alone_no_cache"] = args.alone_no_cache
     clean_start = clean_start[0]
     partial(work, report)
 
@@ -341,6 +351,8 @@ def soak(args) -> dict:
         out = alone_root / "out" / student
         argv = batch_argv(cls, out, args)
         argv[argv.index("--workers") + 1] = "1"
+        if args.alone_no_cache:       # computed afresh, not answered by what the batch stored
+            argv.append("--no-cache")
         done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True)
         alone_exits.append(done.returncode)
         alone[kind] = verdicts(out).get(student, {"status": "missing", "items": {}, "fault": True})
@@ -392,6 +404,10 @@ def main(argv=None) -> int:
     p.add_argument("--parallel", action="store_true",
                    help="run the killed and the clean batch side by side")
     p.add_argument("--alone-jobs", type=int, default=2, help="students graded alone at a time (default 2)")
+    p.add_argument("--alone-no-cache", action="store_true",
+                   help="grade each kind alone without the probe cache (every probe run afresh)")
+    p.add_argument("--alone-again", action="store_true",
+                   help="reuse the class and the killed/clean runs in --work; grade the kinds alone again")
     args = p.parse_args(argv)
     args.work = args.work or f"/tmp/soak-{args.students}"
     report = soak(args)
