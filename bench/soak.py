@@ -355,6 +355,8 @@ def soak(args) -> dict:
             argv.append("--no-cache")
         done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True)
         alone_exits.append(done.returncode)
+        if done.returncode != 0:
+            report.setdefault("alone_nonzero", {})[kind] = [done.returncode, done.stderr.strip()[-300:]]
         alone[kind] = verdicts(out).get(student, {"status": "missing", "items": {}, "fault": True})
 
     from concurrent.futures import ThreadPoolExecutor
