@@ -23,9 +23,10 @@ student over the first and last hundred results of the clean run (no drift), pro
 end (processes whose working folder, command line or environment names the soak's folder; target
 0), and whether the gradebook (grades.csv) of the killed run equals the clean run's.
 
-Runs use `--probe-timeout` (10 s by default, so the loops and sleeps of the adversarial cases cost
-10 s per probe rather than the profile's 60 s; training probes keep the profile's train_timeout) and
-the same TMPDIR under the soak folder (so leftovers can be found). Not a test: 1000 students take
+Runs use `--probe-timeout` (30 s by default, so the loops and sleeps of the adversarial cases cost
+30 s per probe rather than the profile's 60 s; training probes keep the profile's train_timeout;
+10 s proved too short on a machine loaded to 20 on 2 cores: an honest import then timed out in
+the batch and not alone) and a TMPDIR per run under the soak folder (so leftovers can be found). Not a test: 1000 students take
 about an hour on 2 cores; `tests/test_soak.py` runs 100 under the `slow` marker.
 """
 from __future__ import annotations
@@ -198,7 +199,9 @@ def verdicts(out: Path) -> dict[str, dict]:
             "status": doc.get("status"),
             "items": {i["id"]: i.get("points") for i in doc.get("items", [])},
             "fault": bool((doc.get("batch") or {}).get("grader_fault")),
-            "errors": doc.get("errors", [])[:2], "mtime": path.stat().st_mtime}
+            "errors": doc.get("errors", [])[:2], "mtime": path.stat().st_mtime,
+            "seconds": doc.get("execution_time"),
+            "cached": ((doc.get("batch") or {}).get("probes") or {}).get("run", 1) == 0}
     return found
 
 
@@ -209,7 +212,7 @@ def same(a: dict, b: dict) -> bool:
 def leftovers(work: Path) -> list[str]:
     """Processes that belong to the soak: their working folder, command line or environment names
     `work` (a run's TMPDIR: its workspaces, runtime copy and sandboxes are there)."""
-    mark = str(work).encode()
+    mark = (str(work).rstrip("/") + "/").encode()     # /tmp/soak-10/ is not /tmp/soak-100/
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -225,17 +228,27 @@ def leftovers(work: Path) -> list[str]:
                     continue
         except OSError:
             continue
-        if mark in cwd or mark in cmd or mark in environ:
+        if mark in cwd + b"/" or mark in cmd or mark in environ:
             words = cmd.replace(b"\0", b" ")[:160].decode(errors="replace")
             found.append(f"{entry.name}: {words}")
     return found
 
 
-def per_student_seconds(verdict: dict, started_at: float, block: int) -> tuple[float, float]:
+def per_student_seconds(verdict: dict, started_at: float, block: int) -> dict:
+    """Wall seconds per result over the first and the last `block` results; and, since the batch
+    grades the longest expected first, the like-for-like figure: the mean grading time of the
+    students answered wholly by the probe cache, over the first and the last fifth of them."""
     times = sorted(v["mtime"] for v in verdict.values())
-    first = (times[block - 1] - started_at) / block
-    last = (times[-1] - times[-block - 1]) / block
-    return round(first, 2), round(last, 2)
+    out = {f"wall_first_{block}": round((times[block - 1] - started_at) / block, 2),
+           f"wall_last_{block}": round((times[-1] - times[-block - 1]) / block, 2)}
+    cached = [v["seconds"] for v in sorted(verdict.values(), key=lambda v: v["mtime"])
+              if v["cached"] and v["seconds"] is not None]
+    if len(cached) >= 5:
+        k = max(1, len(cached) // 5)
+        out.update({"cached_students": len(cached),
+                    f"cached_first_{k}_mean_s": round(sum(cached[:k]) / k, 2),
+                    f"cached_last_{k}_mean_s": round(sum(cached[-k:]) / k, 2)})
+    return out
 
 
 # ----------------------------------------------------------------------------- the soak
@@ -251,7 +264,12 @@ def soak(args) -> dict:
     report: dict = {"students": args.students, "seed": args.seed, "workers": args.workers,
                     "probe_timeout": args.probe_timeout, "loadavg_start": os.getloadavg()}
     t0 = time.monotonic()
-    made = build_class(work, args.students, args.seed)
+    if args.alone_again:        # the same class and runs: only grade each kind alone again
+        made = json.loads((work / "kinds.json").read_text())
+        report.update({k: v for k, v in json.loads((work / "report.partial.json").read_text()).items()
+                       if k not in ("loadavg_start",)})
+    else:
+        made = build_class(work, args.students, args.seed)
     report["kinds"] = len(set(made.values()))
     report["adversarial_students"] = sum(1 for k in made.values() if k.startswith("adversarial/"))
     rng = random.Random(args.seed + 1)
@@ -263,29 +281,40 @@ def soak(args) -> dict:
     # killed (two SIGKILLs, then resumed to the end) and clean (uninterrupted), side by side with
     # --parallel (each then has half the machine), else one after the other
     killed_out, clean_out = work / "killed", work / "clean"
-    shutil.rmtree(killed_out, ignore_errors=True)
-    shutil.rmtree(clean_out, ignore_errors=True)
-    runs: list = []
+    if not args.alone_again:
+        shutil.rmtree(killed_out, ignore_errors=True)
+        shutil.rmtree(clean_out, ignore_errors=True)
+    runs: list = report.get("killed_runs", [])
     clean_start = [0.0]
 
     def killed_run():
         for point in kill_points + [None]:
             runs.append(run_batch(work / "class", killed_out, args, envs["killed"], work / "killed.log",
                                   kill_after=point))
-            time.sleep(1)
-            # processes of the killed grader still alive (its TMPDIR, or its output folder)
-            runs[-1]["leftover_processes_after"] = leftovers(work / "tmp-killed") + leftovers(killed_out)
+            # processes of the killed grader still alive 10 s later (its TMPDIR, its output folder)
+            gone_at = None
+            for tick in range(50):
+                left = leftovers(work / "tmp-killed") + leftovers(killed_out)
+                if not left:
+                    gone_at = tick * 0.2
+                    break
+                time.sleep(0.2)
+            runs[-1]["leftover_processes_after"] = left
+            runs[-1]["all_gone_after_s"] = gone_at
             print(f"soak: killed-run segment {len(runs)}: {runs[-1]['results_after']} results, exit "
                   f"{runs[-1]['exit']}, {runs[-1]['seconds']} s", flush=True)
             time.sleep(1)
 
     def clean_run():
-        clean_start[0] = time.time()
+        clean_start[0] = report["clean_started_at"] = time.time()
         report["clean_run"] = run_batch(work / "class", clean_out, args, envs["clean"], work / "clean.log")
         print(f"soak: clean run: exit {report['clean_run']['exit']}, {report['clean_run']['seconds']} s",
               flush=True)
 
-    if args.parallel:
+    if args.alone_again:
+        first = min(verdicts(clean_out).values(), key=lambda v: v["mtime"])
+        clean_start = [report.get("clean_started_at") or first["mtime"] - (first["seconds"] or 0)]
+    elif args.parallel:
         threads = [threading.Thread(target=f) for f in (killed_run, clean_run)]
         for t in threads:
             t.start()
@@ -295,13 +324,13 @@ def soak(args) -> dict:
         killed_run()
         clean_run()
     report["killed_runs"] = runs
+    report["alone_no_cache"] = args.alone_no_cache
     clean_start = clean_start[0]
     partial(work, report)
 
     killed_v, clean_v = verdicts(killed_out), verdicts(clean_out)
     block = min(100, max(1, n // 5))
-    report["seconds_per_student"] = dict(zip((f"first_{block}", f"last_{block}"),
-                                             per_student_seconds(clean_v, clean_start, block)))
+    report["seconds_per_student"] = per_student_seconds(clean_v, clean_start, block)
     report["gradebook_identical"] = ((killed_out / "grades.csv").exists() and
                                      (killed_out / "grades.csv").read_text() == (clean_out / "grades.csv").read_text())
     partial(work, report)
@@ -322,13 +351,17 @@ def soak(args) -> dict:
         out = alone_root / "out" / student
         argv = batch_argv(cls, out, args)
         argv[argv.index("--workers") + 1] = "1"
+        if args.alone_no_cache:       # computed afresh, not answered by what the batch stored
+            argv.append("--no-cache")
         done = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True)
         alone_exits.append(done.returncode)
+        if done.returncode != 0:
+            report.setdefault("alone_nonzero", {})[kind] = [done.returncode, done.stderr.strip()[-300:]]
         alone[kind] = verdicts(out).get(student, {"status": "missing", "items": {}, "fault": True})
 
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(2 if args.parallel else 1) as pool:   # each alone: a batch of one
+    with ThreadPoolExecutor(args.alone_jobs) as pool:   # each alone: a batch of one
         list(pool.map(grade_alone, sorted(by_kind.items())))
     print(f"soak: {len(alone)} kinds graded alone", flush=True)
     differs = []
@@ -367,11 +400,16 @@ def main(argv=None) -> int:
     p.add_argument("--students", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--probe-timeout", type=float, default=10.0)
+    p.add_argument("--probe-timeout", type=float, default=30.0)
     p.add_argument("--work", help="the soak's folder (default /tmp/soak-N)")
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--parallel", action="store_true",
-                   help="run the killed and the clean batch side by side (and two alone at a time)")
+                   help="run the killed and the clean batch side by side")
+    p.add_argument("--alone-jobs", type=int, default=2, help="students graded alone at a time (default 2)")
+    p.add_argument("--alone-no-cache", action="store_true",
+                   help="grade each kind alone without the probe cache (every probe run afresh)")
+    p.add_argument("--alone-again", action="store_true",
+                   help="reuse the class and the killed/clean runs in --work; grade the kinds alone again")
     args = p.parse_args(argv)
     args.work = args.work or f"/tmp/soak-{args.students}"
     report = soak(args)
