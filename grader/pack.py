@@ -227,7 +227,9 @@ def load(assignment: str | os.PathLike) -> Pack:
         pack = _read(root)
         other = _NAMES.get(pack.name)
         if other is not None and other != root:
-            raise PackError(f"two packs named {pack.name!r}: {other} and {root}")
+            # one pack per name in a process (the worker knows a pack by its name): the one named
+            # last by its path replaces the other
+            _LOADED.pop(other, None)
         _LOADED[root] = (ident, pack)
         if root.parent != BUILTIN_ROOT.resolve():
             _NAMES[pack.name] = root
@@ -328,6 +330,10 @@ def _read(root: Path) -> Pack:
     builtin = root.parent == BUILTIN_ROOT.resolve() and (BUILTIN_ROOT / "__init__.py").exists()
     pack.package = (f"rubric.{root.name}" if builtin and root.name == name
                     else f"_gradepack_{name}_{hashlib.sha256(str(root).encode()).hexdigest()[:10]}")
+    if not pack.package.startswith("rubric."):
+        # a pack read again (its manifest changed, or its last load failed) imports its files afresh
+        for mod in [m for m in sys.modules if m == pack.package or m.startswith(pack.package + ".")]:
+            del sys.modules[mod]
     _validate_modules(pack, where)
     return pack
 
