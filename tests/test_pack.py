@@ -221,3 +221,50 @@ def test_uniform_sample_accepts_uniform_draws_and_rejects_others():
 def test_a2_conftest_takes_its_helpers_from_the_engine():
     text = (PROJECT / "rubric/a2/checks/conftest.py").read_text()
     assert "from grader.checkkit import" in text and "class Run" not in text
+
+
+# ------------------------------------------------------------------------- engine-wide policies
+
+def test_zip_safety_is_one_policy_for_submissions_and_class_archives():
+    import zipfile
+
+    from grader import zipsafe
+
+    def info(name, mode=0o100644, flags=0):
+        i = zipfile.ZipInfo(name)
+        i.external_attr, i.flag_bits = mode << 16, flags
+        return i
+
+    assert zipsafe.member_problem(info("/etc/passwd")).kind == zipsafe.ABSOLUTE
+    assert zipsafe.member_problem(info("C:\\x.py")).kind == zipsafe.ABSOLUTE
+    assert zipsafe.member_problem(info("a/../../x.py")).kind == zipsafe.LEAVES
+    assert zipsafe.member_problem(info("link", mode=0o120777)).kind == zipsafe.SYMLINK
+    assert zipsafe.member_problem(info("x.py", flags=1)).kind == zipsafe.ENCRYPTED
+    assert zipsafe.member_problem(info("a/./b.py")) is None and zipsafe.member_parts("a/./b.py") == ["a", "b.py"]
+    for path in ("grader/intake.py", "grader/batch.py"):
+        assert "zipsafe.member_problem" in (PROJECT / path).read_text()
+
+
+def test_automatic_totals_have_one_definition():
+    from grader.gradebook import fix_totals
+    from grader.records import GradeReport, ItemScore
+
+    items = [ItemScore("a", "A", 2, 2, "passed", "visible"), ItemScore("b", "B", 1, 1, "passed", "hidden", bonus=True),
+             ItemScore("m", "M", 3, 4, "partial", "visible", manual=True),       # marked by a TA
+             ItemScore("w", "W", 0, 5, "manual", "visible", manual=True)]        # not marked yet
+    report = GradeReport("x", "s", items)
+    from dataclasses import asdict
+
+    doc = fix_totals({"items": [asdict(i) for i in items]}, {"m", "w"})
+    assert (report.auto_score, report.auto_max, report.manual_pending) == (3, 2, 5)
+    assert (doc["auto_score"], doc["auto_max"], doc["manual_pending"]) == (3, 2, 5)
+
+
+def test_batch_and_ray_executors_do_not_import_each_other():
+    import ast
+
+    for path, other in (("grader/raybatch.py", "batch"), ("grader/executor.py", "batch"),
+                        ("grader/executor.py", "raybatch")):
+        tree = ast.parse((PROJECT / path).read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert other not in names, f"{path} imports .{other}"
