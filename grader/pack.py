@@ -28,7 +28,7 @@ paths are relative to the folder:
     derived = { "acc_*" = ["train"] }              # a visible item must use for it to ship
     derived_meta = {}
 
-A built-in pack is `rubric/<name>/pack.toml` of this project (A2 points at `../../reference/a2`);
+A built-in pack is `rubric/<name>/pack.toml` of this project (pointing at `../../reference/<name>`);
 a course's own pack is one folder anywhere, named by its path or found on `$GRADER_PACKS` (folders
 that hold packs, or pack folders, separated by `os.pathsep`). Everything a manifest names is
 checked when the pack loads: a typo is an error then, not a silent zero at grading time.

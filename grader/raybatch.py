@@ -199,7 +199,8 @@ def run_ray(jobs, todo, outcomes: dict, profile: dict, gold, hide: list[Path], g
         else:
             project = str(Path(__file__).resolve().parent.parent)
             ray.init(num_cpus=workers, num_gpus=len(gpus) or None,
-                     runtime_env={"env_vars": {"PYTHONPATH": project}}, **kwargs)
+                     runtime_env={"env_vars": {"PYTHONPATH": project,    # and the packs named by path
+                                               "GRADER_PACKS": os.environ.get("GRADER_PACKS", "")}}, **kwargs)
     jobs.describe(f"ray ({'cluster at ' + s.ray_address if s.ray_address else 'a local instance'}; "
                          f"{s.ray_num_cpus:g} CPU and {s.ray_num_gpus:g} GPU per submission; "
                   f"{'warm engine per Ray worker' if s.warm else 'cold workers'})")
