@@ -43,9 +43,10 @@ from datetime import datetime
 from pathlib import Path
 
 from . import gold as goldmod
-from . import devices, gradebook, late
+from . import devices, gradebook, late, zipsafe
 from . import rubric as rubricmod
-from .feedback import picture_file, write_picture
+from .executor import GRADER_FAULT, Jobs, grade_submission  # noqa: F401 - grade_submission: batch's API
+from .feedback import picture_file
 from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
 from .locate import role_of_name
 from .roles import roles_for
@@ -58,7 +59,6 @@ from .scoring import error_scores
 WORK = ".work"
 TA_FILES = {".csv", ".json", ".html", ".htm", ".log", ".md", ".txt", ".pdf"}
 SUBMISSION_SUFFIXES = {".py", ".ipynb", ".toml"}
-GRADER_FAULT = "grader fault"
 
 
 class BatchError(Exception):
@@ -215,18 +215,10 @@ def _hash_file(h, path: Path) -> None:
 def _clean_parts(info: zipfile.ZipInfo) -> tuple[list[str], str | None]:
     """A class-zip member's path parts, or why it cannot be extracted safely."""
     name = _entry_name(info)
-    clean = name.replace("\\", "/")
-    parts = [p for p in clean.split("/") if p not in ("", ".")]
-    shown = _printable(name)
-    if clean.startswith("/") or (parts and len(parts[0]) == 2 and parts[0][1] == ":"):
-        return parts, f"an absolute path ({shown})"
-    if ".." in parts:
-        return parts, f"a path that leaves the archive ({shown})"
-    if (info.external_attr >> 16) & 0o170000 == 0o120000:
-        return parts, f"a symbolic link ({shown})"
-    if info.flag_bits & 0x1:
-        return parts, f"a password-protected member ({shown})"
-    return parts, None
+    parts, problem = zipsafe.member_parts(name), zipsafe.member_problem(info, name)   # the one policy
+    words = {zipsafe.ABSOLUTE: "an absolute path", zipsafe.LEAVES: "a path that leaves the archive",
+             zipsafe.SYMLINK: "a symbolic link", zipsafe.ENCRYPTED: "a password-protected member"}
+    return parts, (f"{words[problem.kind]} ({_printable(name)})" if problem else None)
 
 
 def _collect_zip(zpath: Path) -> tuple[list[Entry], list[str]]:
@@ -341,8 +333,9 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
     with zipfile.ZipFile(zpath) as zf:
         for info, parts in entry.members:
             size = info.file_size
-            if size > limits.ratio_floor_bytes and size > limits.max_ratio * max(info.compress_size, 1):
-                raise _EntryError(f"{'/'.join(parts)} would expand {size / max(info.compress_size, 1):.0f} "
+            ratio = zipsafe.expansion(info, limits.max_ratio, limits.ratio_floor_bytes)
+            if ratio is not None:
+                raise _EntryError(f"{'/'.join(parts)} would expand {ratio:.0f} "
                                   f"times in the class archive; this looks like a zip bomb")
             total += size
             if total > limits.max_entry_bytes:
@@ -375,38 +368,6 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
     if entry.is_dir:
         root.mkdir(exist_ok=True)
     return root
-
-
-def grade_submission(source: Path, opts: Options, sandbox, engine, folder: Path, rubric,
-                     log=print) -> tuple[GradeReport, dict]:
-    """`grade()` plus what the batch adds: the feedback picture (written into `folder`), and the
-    grader-fault flag. Runs wherever the submission is graded (here, or in a Ray task); returns
-    the report and the batch info to merge ({"grader_fault", "picture"..., "traceback"})."""
-    info: dict = {}
-
-    def keep(results, gold):
-        info.update(write_picture(results, gold, folder, opts.assignment))
-        # Where the answers came from: how much work the probe cache and the reuse of the
-        # reference's training saved (the benchmark reads this; TAs can too).
-        info["probes"] = {"run": sum(not r.cached and not r.meta.get("reused_reference") for r in results.values()),
-                          "from_cache": sum(r.cached for r in results.values()),
-                          "reference_training": sum(bool(r.meta.get("reused_reference")) for r in results.values())}
-
-    try:
-        report = grade(source, opts, None, sandbox, log=log, engine=engine, keep=keep)
-        # Probes that failed on our side, or checks that could not run (e.g. interrupted by a
-        # Ctrl-C that reached them): not this student's result; retried by the next run.
-        if any(e.startswith(GRADER_FAULT) for e in report.errors) or (
-                report.status == "graded" and any(i.status == "error" for i in report.items)):
-            info["grader_fault"] = True
-    except Exception as exc:                           # ours, never the student's
-        info["traceback"] = traceback.format_exc()
-        message = (f"{GRADER_FAULT} (flagged for staff; not your fault): {type(exc).__name__}: "
-                   f"{str(exc)[:500]}")
-        report = GradeReport(opts.assignment, opts.student, error_scores(rubric, message), status="error",
-                             errors=[message], profile=opts.profile)
-        info["grader_fault"] = True
-    return report, info
 
 
 # --------------------------------------------------------------------------------------------------
@@ -630,7 +591,7 @@ class Batch:
                 if self.s.executor == "ray":
                     from .raybatch import run_ray
 
-                    finished = run_ray(self, todo, outcomes, run_profile, gold, hide, self.gpus, workers)
+                    finished = run_ray(self.jobs(), todo, outcomes, run_profile, gold, hide, self.gpus, workers)
                 else:
                     finished = self._pool(todo, workers, sandboxes, outcomes, engine)
             finally:
@@ -644,6 +605,13 @@ class Batch:
                 return 130
         self.progress.close()
         return self.finish(outcomes)
+
+    def jobs(self) -> Jobs:
+        """What an executor needs of this batch (grader/executor.py), without the batch itself."""
+        return Jobs(settings=self.s, work=self.out / WORK, prepare=self.prepare, source=self.source,
+                    options=self.options, merge_extra=self.merge_extra, fault=self.fault, record=self.record,
+                    done=self.job_done, started=self.progress.start, message=self.progress.message,
+                    describe=lambda text: setattr(self, "engine_info", text))
 
     def _engine(self, profile: dict, hide: list[Path], workers: int):
         """The local executor's engine (servers starting in the background), its probe cache, and

@@ -1,4 +1,4 @@
-"""`grader export gradescope --assignment a2 --out autograder.zip`: our checks in Gradescope's runner.
+"""`grader export gradescope --assignment A --out autograder.zip`: our checks in Gradescope's runner.
 
 The zip holds, at its root (Gradescope unpacks it into /autograder/source):
 - `setup.sh`: run once when Gradescope builds the image: Python 3.11, a CPU torch, and this

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import notebook, sourceprep
+from grader import notebook, sourceprep, zipsafe
 from grader.locate import FileEntry, locate
 from grader.pack import provide_files
 from grader.roles import CODE, DATA, SCRIPT, roles_for
@@ -270,19 +270,10 @@ class _Unpacker:
         for info in infos:
             name = _entry_name(info)
             shown = _printable(name)
-            clean = name.replace("\\", "/")
-            if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean):
-                raise IntakeError(f"{label} contains a file with an absolute path ({shown}); "
-                                  f"the archive cannot be unpacked safely. Zip the folder with relative paths")
-            parts = [p for p in clean.split("/") if p not in ("", ".")]
-            if ".." in parts:
-                raise IntakeError(f"{label} contains a path that leaves the archive ({shown}); "
-                                  f"the archive cannot be unpacked safely")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise IntakeError(f"{label} contains a symbolic link ({shown}); hand in plain files only")
-            if info.flag_bits & 0x1:
-                raise IntakeError(f"{label} is password-protected ({shown} is encrypted); "
-                                  f"hand in an archive without a password")
+            problem = zipsafe.member_problem(info, name)          # the one policy (grader/zipsafe.py)
+            if problem:
+                raise IntakeError(_ZIP_REFUSED[problem.kind].format(label=label, shown=shown))
+            parts = zipsafe.member_parts(name)
             if info.is_dir() or not parts:
                 continue
             display = prefix + "/".join(_printable(p) for p in parts)
@@ -293,8 +284,9 @@ class _Unpacker:
                 self.out.ignored.append(display)
                 continue
             size = info.file_size
-            if size > self.limits.ratio_floor_bytes and size > self.limits.max_ratio * max(info.compress_size, 1):
-                raise IntakeError(f"{label}: {display} would expand {size / max(info.compress_size, 1):.0f} "
+            ratio = zipsafe.expansion(info, self.limits.max_ratio, self.limits.ratio_floor_bytes)
+            if ratio is not None:
+                raise IntakeError(f"{label}: {display} would expand {ratio:.0f} "
                                   f"times (limit {self.limits.max_ratio:.0f}); this looks like a zip bomb")
             self._check_size(size, display)
             declared += size
@@ -350,6 +342,17 @@ class _Unpacker:
         if directory:
             candidate.mkdir()
         return candidate
+
+
+_ZIP_REFUSED = {
+    zipsafe.ABSOLUTE: "{label} contains a file with an absolute path ({shown}); the archive cannot be "
+                      "unpacked safely. Zip the folder with relative paths",
+    zipsafe.LEAVES: "{label} contains a path that leaves the archive ({shown}); the archive cannot be "
+                    "unpacked safely",
+    zipsafe.SYMLINK: "{label} contains a symbolic link ({shown}); hand in plain files only",
+    zipsafe.ENCRYPTED: "{label} is password-protected ({shown} is encrypted); hand in an archive "
+                       "without a password",
+}
 
 
 def _entry_name(info: zipfile.ZipInfo) -> str:

@@ -28,7 +28,7 @@ paths are relative to the folder:
     derived = { "acc_*" = ["train"] }              # a visible item must use for it to ship
     derived_meta = {}
 
-A built-in pack is `rubric/<name>/pack.toml` of this project (A2 points at `../../reference/a2`);
+A built-in pack is `rubric/<name>/pack.toml` of this project (pointing at `../../reference/<name>`);
 a course's own pack is one folder anywhere, named by its path or found on `$GRADER_PACKS` (folders
 that hold packs, or pack folders, separated by `os.pathsep`). Everything a manifest names is
 checked when the pack loads: a typo is an error then, not a silent zero at grading time.
@@ -227,7 +227,9 @@ def load(assignment: str | os.PathLike) -> Pack:
         pack = _read(root)
         other = _NAMES.get(pack.name)
         if other is not None and other != root:
-            raise PackError(f"two packs named {pack.name!r}: {other} and {root}")
+            # one pack per name in a process (the worker knows a pack by its name): the one named
+            # last by its path replaces the other
+            _LOADED.pop(other, None)
         _LOADED[root] = (ident, pack)
         if root.parent != BUILTIN_ROOT.resolve():
             _NAMES[pack.name] = root
@@ -328,6 +330,10 @@ def _read(root: Path) -> Pack:
     builtin = root.parent == BUILTIN_ROOT.resolve() and (BUILTIN_ROOT / "__init__.py").exists()
     pack.package = (f"rubric.{root.name}" if builtin and root.name == name
                     else f"_gradepack_{name}_{hashlib.sha256(str(root).encode()).hexdigest()[:10]}")
+    if not pack.package.startswith("rubric."):
+        # a pack read again (its manifest changed, or its last load failed) imports its files afresh
+        for mod in [m for m in sys.modules if m == pack.package or m.startswith(pack.package + ".")]:
+            del sys.modules[mod]
     _validate_modules(pack, where)
     return pack
 

@@ -7,7 +7,7 @@ extracts the entries (a class zip is extracted here, under the same limits), dec
 already graded, and writes every result, picture, gradebook and summary with the same code as the
 local executor (`Batch.record`). A Ray task gets the submission's bytes, the options and the gold
 (shipped once through Ray's object store and unpacked into each node's cache when that node does
-not have it), grades it with `batch.grade_submission` (the local executor's own function) in that
+not have it), grades it with `executor.grade_submission` (the local executor's own function) in that
 node's sandbox, and returns the report, the batch info and the picture.
 
 Each Ray worker process keeps a warm engine (a zygote and a check server) across the tasks it runs,
@@ -158,7 +158,7 @@ def _worker_state(assignment: str, profile: dict, hide: list[str], gpu: str | No
 
 def grade_task(payload: dict, gold_holder: list) -> dict:
     from . import rubric as rubricmod
-    from .batch import grade_submission
+    from .executor import grade_submission
 
     gpu = None
     if payload["num_gpus"]:
@@ -184,12 +184,13 @@ def grade_task(payload: dict, gold_holder: list) -> dict:
 # The driver
 # --------------------------------------------------------------------------------------------------
 
-def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], gpus: list[str],
+def run_ray(jobs, todo, outcomes: dict, profile: dict, gold, hide: list[Path], gpus: list[str],
             workers: int) -> bool:
-    """Grade `todo` as Ray tasks; False if interrupted (finished students are kept)."""
+    """Grade `todo` as Ray tasks; False if interrupted (finished students are kept). `jobs`: the
+    batch driver's side (grader.executor.Jobs)."""
     import ray
 
-    s = batch.s
+    s = jobs.settings
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -198,10 +199,11 @@ def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], 
         else:
             project = str(Path(__file__).resolve().parent.parent)
             ray.init(num_cpus=workers, num_gpus=len(gpus) or None,
-                     runtime_env={"env_vars": {"PYTHONPATH": project}}, **kwargs)
-    batch.engine_info = (f"ray ({'cluster at ' + s.ray_address if s.ray_address else 'a local instance'}; "
+                     runtime_env={"env_vars": {"PYTHONPATH": project,    # and the packs named by path
+                                               "GRADER_PACKS": os.environ.get("GRADER_PACKS", "")}}, **kwargs)
+    jobs.describe(f"ray ({'cluster at ' + s.ray_address if s.ray_address else 'a local instance'}; "
                          f"{s.ray_num_cpus:g} CPU and {s.ray_num_gpus:g} GPU per submission; "
-                         f"{'warm engine per Ray worker' if s.warm else 'cold workers'})")
+                  f"{'warm engine per Ray worker' if s.warm else 'cold workers'})")
     remote = ray.remote(grade_task).options(num_cpus=s.ray_num_cpus, num_gpus=s.ray_num_gpus,
                                             max_retries=0)
     holder = [ray.put(pack_gold(gold.root))]
@@ -215,7 +217,7 @@ def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], 
         while pending or inflight:
             while pending and len(inflight) < window:
                 entry = pending.pop(0)
-                submitted = _submit(batch, entry, remote, base, holder)
+                submitted = _submit(jobs, entry, remote, base, holder)
                 if submitted is not None:
                     inflight[submitted[0]] = submitted[1:]
             if not inflight:
@@ -227,17 +229,17 @@ def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], 
                     out = ray.get(ref)
                     if out["picture"]:
                         (folder / out["info"]["picture"]).write_bytes(out["picture"])
-                    batch.merge_extra(folder, info, out["info"])
+                    jobs.merge_extra(folder, info, out["info"])
                     report = out["report"]
                     t0 = time.monotonic() - report.execution_time
                 except Exception as exc:  # noqa: BLE001 - a failed task is ours, never the student's
-                    report = batch.fault(folder, info, exc)
-                result = batch.record(entry, report, info, old, t0)
+                    report = jobs.fault(folder, info, exc)
+                result = jobs.record(entry, report, info, old, t0)
                 outcomes[entry.student] = result
-                batch.job_done(entry, result)
+                jobs.done(entry, result)
         return True
     except KeyboardInterrupt:
-        batch.progress.message("interrupted: cancelling the submissions in flight; run the same "
+        jobs.message("interrupted: cancelling the submissions in flight; run the same "
                                "command again to resume")
         for ref in inflight:
             try:
@@ -250,23 +252,21 @@ def run_ray(batch, todo, outcomes: dict, profile: dict, gold, hide: list[Path], 
             ray.shutdown()
 
 
-def _submit(batch, entry, remote, base: dict, holder: list):
+def _submit(jobs, entry, remote, base: dict, holder: list):
     """Start one student's task (or record at once a student who cannot be graded)."""
-    from .batch import WORK
-
     t0 = time.monotonic()
-    folder, old, info = batch.prepare(entry)
-    work = batch.out / WORK / entry.student
-    batch.progress.start()
+    folder, old, info = jobs.prepare(entry)
+    work = jobs.work / entry.student
+    jobs.started()
     try:
-        source, report = batch.source(entry, work)
+        source, report = jobs.source(entry, work)
         if source is not None:
-            payload = dict(base, opts=batch.options(entry.student), submission=pack_path(source))
+            payload = dict(base, opts=jobs.options(entry.student), submission=pack_path(source))
             return remote.remote(payload, holder), entry, folder, old, info, t0
     except Exception as exc:  # noqa: BLE001
-        report = batch.fault(folder, info, exc)
+        report = jobs.fault(folder, info, exc)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = batch.record(entry, report, info, old, t0)
-    batch.job_done(entry, result)
+    result = jobs.record(entry, report, info, old, t0)
+    jobs.done(entry, result)
     return None

@@ -9,10 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# Roles a submission's files can play for an assignment (intake finds them; the worker imports them).
-ROLE_COLOURIZATION = "colourization"
-ROLE_REGRESSION = "regression"
-ROLE_RNN = "rnn"
+# The roles a submission's files play are each assignment's own (grader.roles.Role, in its pack).
 
 
 @dataclass

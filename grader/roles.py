@@ -31,15 +31,15 @@ class Starter:
     to the starter is the starter unchanged.
     """
 
-    name: str                                   # for messages: "the course's 2018 net.py starter"
+    name: str                                   # e.g. "2018 starter of the model file"
     given: frozenset[str] = frozenset()         # hashes of the starter's functions (normalised source)
-    todo: tuple[str, ...] = ()                  # qualified names the student writes ("Net.__init__")
+    todo: tuple[str, ...] = ()                  # qualified names the student writes ("Model.__init__")
 
 
 @dataclass(frozen=True)
 class Role:
-    name: str                                   # the role's name in notes and records ("net")
-    module: str                                 # module name the worker imports it as ("net")
+    name: str                                   # the role's name in notes and records ("model")
+    module: str                                 # module name the worker imports it as ("model")
     kind: str = CODE                            # CODE (a .py/.ipynb module) or DATA (a file read as is)
     classes: tuple[str, ...] = ()               # a file that defines one of these ...
     functions: tuple[str, ...] = ()             # ... or one of these plays the role
@@ -75,7 +75,7 @@ class Role:
 
     @property
     def api_pattern(self) -> re.Pattern | None:
-        """A quick textual test for the API (before parsing): `class Net`, `def loss`."""
+        """A quick textual test for the API (before parsing): `class Model`, `def loss`."""
         parts = []
         if self.classes:
             parts.append(r"\bclass\s+(?:" + "|".join(map(re.escape, self.classes)) + r")\b")

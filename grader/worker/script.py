@@ -38,7 +38,9 @@ from .loader import StudentError, describe
 
 PROBES: dict = {}
 RUN_DIR = ".grader-script"
-MAX_VALUES = 2000          # arrays/facts returned from one probe
+MAX_VALUES = 2000          # arrays and facts returned from one probe
+MAX_FACTS = 200            # facts travel in the answer's JSON header (capped at 1 MiB)
+MAX_TEXT = 500
 MAX_DEPTH = 6
 FORMATS = ("mat", "npy", "npz", "bytes")
 
@@ -94,8 +96,8 @@ class _Collector:
         self.facts: dict[str, object] = {}
 
     def add(self, name: str, value, depth: int = 0) -> None:
-        if len(self.arrays) + len(self.facts) >= MAX_VALUES:
-            self.facts.setdefault("truncated", True)
+        if len(self.arrays) + len(self.facts) >= MAX_VALUES or len(self.facts) >= MAX_FACTS:
+            self.facts["truncated"] = True
             return
         torch = sys.modules.get("torch")
         if torch is not None:
@@ -118,9 +120,9 @@ class _Collector:
             else:
                 self.facts[name] = f"an array of dtype {value.dtype}, shape {list(value.shape)}"
         elif isinstance(value, str):
-            self.facts[name] = value[:2000]
+            self.facts[name] = value[:MAX_TEXT]
         elif isinstance(value, dict) and depth < MAX_DEPTH:
-            self.facts[f"{name}/"] = sorted(str(k) for k in value)[:200]
+            self.facts[f"{name}/"] = sorted(str(k)[:100] for k in value)[:50]
             for key, item in value.items():
                 self.add(f"{name}/{key}", item, depth + 1)
         elif isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
