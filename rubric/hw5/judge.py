@@ -133,7 +133,7 @@ def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verd
     the range (no |w| above a; max |w| within the order statistic's reach of a), the mean (z-test)
     and the variance a^2/3 = 2/(in+out) (z-test with the uniform's fourth moment)."""
     Wa, bad = _finite_array(W, "W")
-    if bad:
+    if bad is not None:
         return bad
     if Wa.shape != (in_size, out_size):
         return _fail(f"W has shape {_shape(Wa)}; expected {in_size}x{out_size} ([in_size, out_size])")
@@ -187,7 +187,7 @@ def _z_two_sided(alpha: float) -> float:
 
 def compare_arrays(found, expected, what: str, rtol: float = 1e-6, atol: float = 1e-8) -> Verdict:
     arr, bad = _finite_array(found, what)
-    if bad:
+    if bad is not None:
         return bad
     exp = np.asarray(expected, dtype=np.float64)
     if arr.shape != exp.shape:
@@ -342,7 +342,7 @@ def gradcheck_error(numerical: dict, exact: dict) -> Verdict:
     total = 0.0
     for k, want in exact.items():
         got, bad = _finite_array(numerical.get(k), f"the numerical {k}")
-        if bad:
+        if bad is not None:
             return bad
         want = np.asarray(want, np.float64)
         if got.size != want.size:
@@ -456,7 +456,8 @@ def match_boxes(found, truth, iou: float = 0.5) -> tuple[float, float, int]:
     """(recall, precision, matches): one-to-one greedy matching, highest IoU first, at >= iou."""
     f, t = _boxes(found), _boxes(truth)
     if len(t) == 0 or len(f) == 0:
-        return (1.0 if len(t) == 0 else 0.0), (1.0 if len(f) == 0 else 0.0), 0
+        # nothing to find: perfect recall; nothing found: no precision to speak of
+        return (1.0 if len(t) == 0 else 0.0), (1.0 if len(t) == 0 and len(f) == 0 else 0.0), 0
     m = iou_matrix(f, t)
     pairs = sorted(((m[i, j], i, j) for i, j in zip(*np.nonzero(m >= iou))), reverse=True)
     used_f, used_t = set(), set()
@@ -488,7 +489,7 @@ def bw_check(bw, image_shape, truth_boxes) -> Verdict:
     """bw: a float image [H, W] in [0, 1], characters black on white (paper outside the boxes
     mostly 1, the boxes darker than the paper)."""
     arr, bad = _finite_array(bw, "bw")
-    if bad:
+    if bad is not None:
         return bad
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr[..., :3].mean(axis=2)
