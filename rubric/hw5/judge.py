@@ -126,12 +126,8 @@ def q2_loss_and_gradients(params: dict, x, y, hidden: str = "layer1", output: st
 # q2.1.2 initialize_weights
 # ----------------------------------------------------------------------------------------------
 
-def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verdict:
-    """W [in, out] ~ U(-a, a), a = sqrt(6 / (in + out)); b [out] 1-D zeros.
-
-    Statistical tests, each with false-alarm rate <= `alpha` for a correct implementation:
-    the range (no |w| above a; max |w| within the order statistic's reach of a), the mean (z-test)
-    and the variance a^2/3 = 2/(in+out) (z-test with the uniform's fourth moment)."""
+def init_shapes_check(W, b, in_size: int, out_size: int) -> Verdict:
+    """W [in, out]; b a 1-D [out] array of zeros (the handout: not [1, out])."""
     Wa, bad = _finite_array(W, "W")
     if bad is not None:
         return bad
@@ -145,6 +141,19 @@ def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verd
                      "(the handout: 'b should be a 1D array, not a 2D array with a singleton dimension')")
     if np.any(ba != 0):
         return _fail("b is not all zeros")
+    return _pass()
+
+
+def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verdict:
+    """W [in, out] ~ U(-a, a), a = sqrt(6 / (in + out)); b [out] 1-D zeros.
+
+    Statistical tests, each with false-alarm rate <= `alpha` for a correct implementation:
+    the range (no |w| above a; max |w| within the order statistic's reach of a), the mean (z-test)
+    and the variance a^2/3 = 2/(in+out) (z-test with the uniform's fourth moment)."""
+    shapes = init_shapes_check(W, b, in_size, out_size)
+    if not shapes:
+        return shapes
+    Wa = np.asarray(W, dtype=np.float64)
     n = Wa.size
     bound = math.sqrt(6.0 / (in_size + out_size))
     top = float(np.max(np.abs(Wa)))
