@@ -355,3 +355,37 @@ def reference_context(base: Path):
         _CTX.append(draft_score.make_context(base / "hw5-slow-data", "ci"))
         REFERENCE_VALUES.update(draft_score.score(PYDIR, _CTX[0]).values)
     return _CTX[0]
+
+
+# ------------------------------------------------------------------ real submissions: the verdicts file
+
+REAL = draft_score.SHARED / "real-hw5"
+
+
+def test_real_verdicts_are_consistent():
+    """tests/real/hw5_expected.json: every automatic item judged, each deduction a reason whose
+    points add up to what was lost (the grader's agreement waits for the pack engine)."""
+    doc = json.loads((PROJECT / "tests" / "real" / "hw5_expected.json").read_text())
+    items = {i["id"]: i["points"] for i in RUBRIC["items"]}
+    assert "_doc" in doc
+    for folder, v in doc.items():
+        if folder.startswith("_"):
+            continue
+        assert set(v["points"]) == set(items), folder
+        assert set(v["provisional"]) <= set(items) and set(v["deductions"]) <= set(items)
+        for item, pts in v["points"].items():
+            lost = sum(-float(d.split(":")[0]) for d in v["deductions"].get(item, []))
+            assert abs(items[item] - lost - pts) < 1e-9, (folder, item)
+            assert all(len(d.split(":", 1)[1].strip()) > 10 for d in v["deductions"].get(item, []))
+        assert v["handling"], folder
+
+
+@pytest.mark.course_data
+def test_real_verdicts_cover_every_real_submission():
+    if not (REAL / "SOURCES.tsv").is_file():
+        pytest.skip(f"the real submissions are not at {REAL}")
+    doc = json.loads((PROJECT / "tests" / "real" / "hw5_expected.json").read_text())
+    folders = {line.split("\t")[0] for line in (REAL / "SOURCES.tsv").read_text().splitlines()[1:] if line.strip()}
+    assert folders == {k for k in doc if not k.startswith("_")}
+    for folder in folders:
+        assert (REAL / folder / "python" / "nn.py").is_file()
