@@ -331,6 +331,9 @@ def test_momentum_check():
     assert judge.momentum_check(p, lr)
     plain = dict(p, **{"m_" + k: -lr * p["grad_" + k] for k in ("Wlayer1", "blayer1")})
     assert "not carried" in judge.momentum_check(plain, lr).message
+    # the rate of the last step may differ from the returned one (run_q5 decays it after the epoch)
+    decayed = dict(p, **{"m_" + k: -0.9 * lr * p["grad_" + k] for k in ("Wlayer1", "blayer1")})
+    assert not judge.momentum_check(decayed, lr)
     assert "no momentum accumulator" in judge.momentum_check({k: v for k, v in p.items() if not k.startswith("m_")}, lr).message
     assert "all zeros" in judge.momentum_check(dict(p, m_Wlayer1=np.zeros((4, 3))), lr).message
     # another naming (bocksong's W<name>_m, vccheng's MW<name>) is found by shape

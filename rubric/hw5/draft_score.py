@@ -504,12 +504,19 @@ _OWN: dict[str, Path | None] = {}
 def _script(work: Path, script: str, ctx: Context, **kw) -> dict | str:
     """Run a script with the stand-ins; if that fails and the student's own functions differ, run
     it again with their own (their scripts may rely on their own API)."""
+    failed = lambda r: isinstance(r, str) or r.get("_error")
     first = _script_once(work, script, ctx, **kw)
     own = _OWN.get(str(work))
-    if isinstance(first, str) and own is not None:
+    if failed(first) and own is not None:
         second = _script_once(own, script, ctx, **kw)
-        return second if not isinstance(second, str) else first
+        return second if not failed(second) else first
     return first
+
+
+def _crash(r) -> str:
+    """The last line of a script's error, for a message ('' when it ran to completion)."""
+    err = r.get("_error") if isinstance(r, dict) else None
+    return f" ({err.strip().splitlines()[-1]})" if err else ""
 
 
 def _script_once(work: Path, script: str, ctx: Context, **kw) -> dict | str:
@@ -542,12 +549,12 @@ def script_checks(work: Path, ctx: Context, params: dict, reference: dict | None
             out["test_run_q2.py::test_q2_training"] = V(ok, f"after training: loss {loss:.1f}, accuracy {acc:.2f}"
                                                           + ("" if ok else " (the handout: loss < 35 and accuracy > 75%)"))
         except (KeyError, ValueError) as exc:
-            out["test_run_q2.py::test_q2_training"] = fail(f"run_q2's params: {exc}")
+            out["test_run_q2.py::test_q2_training"] = fail(f"run_q2's params: {exc}{_crash(r)}")
             exact = None
         orig = r.get("params_orig")
         if exact is None or not isinstance(orig, dict):
-            out["test_run_q2.py::test_q2_gradcheck_every_parameter"] = fail("no params_orig after the checker")
-            out["test_run_q2.py::test_q2_gradcheck_accuracy"] = fail("no params_orig after the checker")
+            out["test_run_q2.py::test_q2_gradcheck_every_parameter"] = fail(f"no params_orig after the checker{_crash(r)}")
+            out["test_run_q2.py::test_q2_gradcheck_accuracy"] = fail(f"no params_orig after the checker{_crash(r)}")
         else:
             _, exact = judge.q2_loss_and_gradients(orig, r["x"], r["y"])
             numerical = {k: p.get(k) for k in exact}
@@ -569,7 +576,7 @@ def script_checks(work: Path, ctx: Context, params: dict, reference: dict | None
         w = r.get("file:q3_weights.pickle")
         if not w:
             for c in ("test_q3_hidden_size", "test_q3_weights_accuracy"):
-                out[f"test_run_q3.py::{c}"] = fail("run_q3 wrote no q3_weights.pickle")
+                out[f"test_run_q3.py::{c}"] = fail(f"run_q3 wrote no q3_weights.pickle{_crash(r)}")
         else:
             hid = [np.shape(v)[1] for k, v in w.items() if k.startswith("W") and np.shape(v)[0] == 1024]
             out["test_run_q3.py::test_q3_hidden_size"] = V(hid == [64], f"hidden layer of {hid} units; expected 64")
@@ -606,13 +613,13 @@ def script_checks(work: Path, ctx: Context, params: dict, reference: dict | None
             out["test_run_q5.py::test_ae_psnr"] = judge.relative_threshold(
                 value, ref.get("q5.psnr", value), params["q5.1.2"]["margin"], "validation PSNR (dB)")
         except (ValueError, KeyError) as exc:
-            out["test_run_q5.py::test_ae_reconstructs"] = out["test_run_q5.py::test_ae_psnr"] = fail(str(exc))
+            out["test_run_q5.py::test_ae_reconstructs"] = out["test_run_q5.py::test_ae_psnr"] = fail(f"{exc}{_crash(r)}")
         lr = float(np.asarray(r.get("learning_rate", 0.0)))
         out["test_run_q5.py::test_momentum_accumulators"] = judge.momentum_check(p, lr)
     # run_q6_1: PyTorch
     r = _script(work, "run_q6_1.py", ctx, keep=[], holdout_x=ctx.holdout_x)
     if isinstance(r, str) or "holdout_predictions" not in r:
-        out["test_run_q6.py::test_q6_1_1_accuracy"] = fail(r if isinstance(r, str) else "no global `model` to evaluate")
+        out["test_run_q6.py::test_q6_1_1_accuracy"] = fail(r if isinstance(r, str) else f"no global `model` to evaluate{_crash(r)}")
     else:
         acc = float(np.mean(r["holdout_predictions"] == np.argmax(ctx.holdout_y, 1)))
         result.values["q6.1.1.accuracy"] = acc
