@@ -54,6 +54,8 @@ def _grader_save(_path, _names):
         with _t.no_grad():
             _m.eval()
             _out["holdout_predictions"] = _m(_hx).argmax(dim=1).cpu().numpy()
+    # only plain arrays travel (None or objects would need a pickle)
+    _out = {_k: _v for _k, _v in _out.items() if _v.dtype != object}
     _np.savez(_path, **_out)
 _grader_save(%r, %r)
 '''
