@@ -7,7 +7,8 @@ The script runs in a subprocess with its folder as the working directory (it rea
 ../images), top-level constants replaced (`NAME = ...` lines at column 0), numpy seeded, a
 non-interactive matplotlib, one BLAS thread (several threads on small matrices are ~10x slower on
 a loaded machine), and the chosen globals saved to an .npz: arrays as they are, dicts of arrays
-flattened to "name/key", numbers as 0-d arrays.
+flattened to "name/key", numbers as 0-d arrays. A script that raises still returns what it left
+(globals, files written before the error), with the traceback as "_error".
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def _grader_save(_path, _names):
         with _t.no_grad():
             _m.eval()
             _out["holdout_predictions"] = _m(_hx).argmax(dim=1).cpu().numpy()
+    # only plain arrays travel (None or objects would need a pickle)
+    _out = {_k: _v for _k, _v in _out.items() if _v.dtype != object}
     _np.savez(_path, **_out)
 _grader_save(%r, %r)
 '''
@@ -100,8 +103,14 @@ def run_script(python_dir: Path, script: str, constants: dict | None = None, kee
         hx = Path(tmp) / "holdout_x.npy"
         if holdout_x is not None:
             np.save(hx, np.asarray(holdout_x, dtype=np.float64))
-        runner.write_text(f"import numpy as _np0\n_np0.random.seed({seed})\n" + source
-                          + EPILOGUE % (list(files or []), holdout_x is not None, str(hx), str(out), list(keep or [])))
+        # the script runs inside try/except, so what it left before a crash (globals, files it
+        # wrote) still comes back, with the error beside it
+        runner.write_text(f"import numpy as _np0\n_np0.random.seed({seed})\n_grader_error = None\n"
+                          f"try:\n    exec(compile({source!r}, {script!r}, 'exec'), globals())\n"
+                          "except BaseException as _e:\n    import traceback as _tb\n"
+                          "    _grader_error = ''.join(_tb.format_exception(_e))[-3000:]\n"
+                          + EPILOGUE % (list(files or []), holdout_x is not None, str(hx), str(out),
+                                        list(keep or []) + ["_grader_error"]))
         env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
         try:
@@ -109,9 +118,11 @@ def run_script(python_dir: Path, script: str, constants: dict | None = None, kee
                                   text=True, timeout=timeout)
         finally:
             runner.unlink(missing_ok=True)
-        if proc.returncode != 0:
+        if proc.returncode != 0 or not out.exists():
             raise ScriptError(f"{script} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         with np.load(out, allow_pickle=False) as npz:
             result = unflatten(npz)
         result["_stdout"] = proc.stdout
+        error = result.pop("_grader_error", None)
+        result["_error"] = None if error is None or error.ndim else str(error) or None
         return result

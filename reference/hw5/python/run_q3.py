@@ -88,12 +88,13 @@ for name, train_curve, valid_curve in (("loss", train_loss, valid_loss), ("accur
     plt.savefig("q3_%s.png" % name)
     plt.close()
 
-# Q3.3: first-layer weights before and after training, as an 8x8 grid of 32x32 images
-def mosaic(columns, rows=8, cols=8):
-    """Columns of W [1024, rows*cols] as one [rows*33, cols*33] picture (a 1-pixel gap between)."""
-    tiles = np.full((rows * 33, cols * 33), np.nan)
-    for i in range(rows * cols):
-        r, c = divmod(i, cols)
+# Q3.3: first-layer weights before and after training, as a grid of 32x32 images (8x8 for 64)
+def mosaic(columns):
+    """Columns of W [1024, H] as one picture of ceil(sqrt(H)) tiles a side (1-pixel gaps)."""
+    side = int(np.ceil(np.sqrt(columns.shape[1])))
+    tiles = np.full((side * 33, side * 33), np.nan)
+    for i in range(columns.shape[1]):
+        r, c = divmod(i, side)
         tiles[r * 33:r * 33 + 32, c * 33:c * 33 + 32] = columns[:, i].reshape(32, 32).T
     return tiles
 
