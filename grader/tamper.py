@@ -20,7 +20,8 @@ What counts, each reported with its file and line:
 - changing the modules the probes use: assigning, augmenting or deleting an attribute or item of
   `builtins`/`__builtins__`, `sys`, `numpy` or `torch` (through any import alias), or `setattr`/
   `delattr` on them. Not counted: `torch.backends.*` settings, numpy's removed type aliases
-  (`np.float = float` in old code), `sys.argv` (notebooks set it for argparse), `sys.path`,
+  (`np.float = float` in old code), `numpy.load` (the `allow_pickle` workaround), `sys.argv`
+  (notebooks set it for argparse), `sys.path`,
   `sys.stdout`/`sys.stderr` (a log file; the answer pipe is caught by the descriptor rules).
 
 It reads code as written; code built at run time (`exec` of a computed string) is not seen. That is
@@ -37,8 +38,11 @@ RUNTIME = "graderworker"
 WATCHED_MODULES = ("builtins", "__builtins__", "sys", "numpy", "torch")
 DEFAULT_ALIASES = {"np": "numpy", "torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional",
                    "sys": "sys", "builtins": "builtins", "__builtins__": "builtins", "numpy": "numpy"}
+# numpy.load: the Colab-era workaround `np.load = lambda *a, **k: old(*a, allow_pickle=True, **k)`
+# (course data saved as object arrays). The worker decodes only the trusted side's requests with it
+# and reports no fact through it, so replacing it can make a probe fail, never forge a fact.
 ALLOWED_TARGETS = ("torch.backends.", "sys.argv", "sys.path", "sys.stdout", "sys.stderr",
-                   "sys.dont_write_bytecode", "sys.tracebacklimit")
+                   "sys.dont_write_bytecode", "sys.tracebacklimit", "numpy.load")
 NUMPY_ALIASES = {f"numpy.{n}" for n in ("float", "int", "bool", "object", "str", "complex", "long",
                                         "unicode")}
 CALLS = {"sys._getframe": "reads the caller's frames", "sys.settrace": "traces the grader's code",
