@@ -388,6 +388,15 @@ def test_completion_from_a_primed_hidden_state_and_with_a_maximum_length(tmp_pat
     assert facts["function"] == "generate_text" and arrays["lengths"].tolist() == [4] * 5
 
 
+def test_a_minimum_length_parameter_promises_at_least_n_characters(tmp_path):
+    # rnn-davifrossard's complete_phrase(phrase, temperature, minlenght) stops at a sentence end
+    # after at least `minlenght` characters: more than n is what it promises.
+    source = "def complete_phrase(phrase, temperature, minlenght):\n    return phrase + 'd' * (minlenght + 3)\n"
+    arrays, facts = probe(tmp_path, source, "rnn_complete")
+    assert facts["length"] == "at least" and arrays["lengths"].tolist() == [7] * 5
+    exact = "def complete(start, n):\n    return start + 'd' * n\n"
+    assert probe(tmp_path, exact, "rnn_complete")[1]["length"] == "exactly"
+
 def test_a_completion_that_takes_no_string_says_so(tmp_path):
     with pytest.raises(StudentError, match=r"comp\(m, n\) takes neither a starter string nor a hidden state"):
         probe(tmp_path, "def comp(m, n):\n    print('context')\n", "rnn_complete")

@@ -707,7 +707,11 @@ def rnn_complete(ctx, args, arrays):
         values["_roles"] = {param.name: "temp"}
     cache: dict = {}
     owner = _instance(f, arrays, chars, cache)
-    kwargs, _ = _bind(f, values, "complete(start, n)")
+    kwargs, bound = _bind(f, values, "complete(start, n)")
+    # A length parameter named as a minimum (`minlength`: older offerings stopped at a sentence end
+    # after at least n characters) promises at least n characters, not exactly n.
+    length = next((name for name, role in bound.items() if role == "n"), None)
+    at_least = bool(length and re.match(r"^min", length, re.I))
     np.random.seed(args["seed"])
     draws, lengths = [], []
     for _ in range(args["reps"]):
@@ -719,6 +723,7 @@ def rnn_complete(ctx, args, arrays):
         draws.append((ix + [-1] * n)[:n])
     facts = {"function": f.qualname, "signature": f.signature,
              "form": "string" if takes_string else "primed hidden state",
-             "temperature": param.name if param is not None else None, "convention": convention}
+             "temperature": param.name if param is not None else None, "convention": convention,
+             "length": "at least" if at_least else "exactly"}
     return ({"draws": np.array(draws, dtype=np.int32), "first": np.array([d[0] for d in draws], dtype=np.int32),
              "lengths": np.array(lengths, dtype=np.int32)}, facts)

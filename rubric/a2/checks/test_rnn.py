@@ -191,7 +191,10 @@ def test_complete_length(run):
         lengths = sorted(set(answer.arrays["lengths"].tolist()))
         shown = (str(lengths) if len(lengths) <= 4 else
                  f"between {lengths[0]} and {lengths[-1]} ({len(lengths)} different lengths)")
-        expect(lengths == [ctx["n"]], f"{answer.meta.get('signature') or answer.meta.get('function')} "
-                                      f"asked for {ctx['n']} characters after {ctx['starter']!r} "
-                                      f"returned {shown}; expected {ctx['n']} "
-                                      f"new characters (with or without the starter in front)")
+        # `length: at least`: the student's length parameter is a minimum (e.g. `minlength`)
+        at_least = answer.meta.get("length") == "at least"
+        ok = lengths[0] >= ctx["n"] if at_least else lengths == [ctx["n"]]
+        expect(ok, f"{answer.meta.get('signature') or answer.meta.get('function')} "
+                   f"asked for {ctx['n']} characters after {ctx['starter']!r} "
+                   f"returned {shown}; expected {'at least ' if at_least else ''}{ctx['n']} "
+                   f"new characters (with or without the starter in front)")
