@@ -39,4 +39,4 @@ def test_mutation_edits_must_match_exactly(tmp_path):
     (bad / "mutation.toml").write_text('base = "reference"\n[[edits]]\nfile = "colourization.py"\n'
                                        'find = "this text is not in the reference"\nreplace = "x"\n')
     with pytest.raises(ExampleError, match="0 occurrences"):
-        materialize(bad, tmp_path / "out")
+        materialize(bad, tmp_path / "out", "a2")      # outside any pack's examples: name the pack
