@@ -180,6 +180,9 @@ class WorkerSession:
 
     def _answer(self, spec, head, arrays, started) -> ProbeResult:
         meta = head.get("meta") if isinstance(head.get("meta"), dict) else {}
+        for key, value in meta.items():      # a fact `*_error` is an error of the student's code
+            if key.endswith("_error") and isinstance(value, str):
+                meta[key] = limit_message(value[:2000], self.sandbox.limits)
         if head.get("ok") is not True:
             error = limit_message(str(head.get("error", "unknown error"))[:2000], self.sandbox.limits)
             return ProbeResult(spec.key, False, meta=meta, error=error, seconds=time.monotonic() - started)
