@@ -169,7 +169,7 @@ def uniform_sample(x: np.ndarray, low: float, high: float, alpha: float = 1e-3) 
     tol = 1e-9 * max(1.0, abs(low), abs(high))
     if x.min() < low - tol or x.max() > high + tol:
         return Comparison(False, f"values range over [{x.min():.4g}, {x.max():.4g}], outside [{low:.4g}, {high:.4g}]")
-    z = _z(alpha)
+    z = z_two_sided(alpha)
     mean, var = (low + high) / 2, width ** 2 / 12
     # var of the sample variance of a uniform: (mu4 - var^2) / n with mu4 = width^4 / 80
     se_mean, se_var = math.sqrt(var / n), math.sqrt((width ** 4 / 80 - var ** 2) / n)
@@ -185,8 +185,8 @@ def uniform_sample(x: np.ndarray, low: float, high: float, alpha: float = 1e-3) 
     return Comparison(True, "")
 
 
-def _z(alpha: float) -> float:
-    """The two-sided normal quantile for `alpha` (bisection on erfc)."""
+def z_two_sided(alpha: float) -> float:
+    """The standard normal quantile z with P(|Z| > z) = alpha (bisection on erfc)."""
     lo, hi = 0.0, 40.0
     for _ in range(100):
         mid = (lo + hi) / 2

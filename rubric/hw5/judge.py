@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.checkkit import z_two_sided
+
 ACTIVATIONS = ("sigmoid", "linear", "tanh", "relu")
 
 
@@ -165,7 +167,7 @@ def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verd
     if top < bound * (1 - reach):
         return _fail(f"the largest weight magnitude is {top:.4g}, well inside the Xavier bound {bound:.4g}: "
                      "is the range too narrow?", top)
-    z = _z_two_sided(alpha)
+    z = z_two_sided(alpha)
     var = bound ** 2 / 3.0
     mean = float(Wa.mean())
     if abs(mean) > z * math.sqrt(var / n):
@@ -176,18 +178,6 @@ def xavier_check(W, b, in_size: int, out_size: int, alpha: float = 1e-6) -> Verd
         return _fail(f"the weights' variance is {s2:.4g}; Xavier initialisation gives "
                      f"2/(in+out) = {var:.4g}", s2)
     return _pass(s2)
-
-
-def _z_two_sided(alpha: float) -> float:
-    """The standard normal quantile z with P(|Z| > z) = alpha (bisection on erfc)."""
-    lo, hi = 0.0, 40.0
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if math.erfc(mid / math.sqrt(2)) > alpha:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 # ----------------------------------------------------------------------------------------------
