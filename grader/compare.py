@@ -60,6 +60,22 @@ def accuracy(pred: np.ndarray, labels: np.ndarray) -> Comparison:
     return Comparison(True, value=float(100.0 * np.mean(pred.astype(np.int64) == labels.astype(np.int64))))
 
 
+def pool_bins(observed: np.ndarray, expected: np.ndarray, least: float = 5.0):
+    """(observed, expected) per bin, the rarest categories pooled until each bin expects >= `least`
+    (what the chi-square approximation needs); what is left at the end joins the last bin."""
+    obs_bins, exp_bins, o, e = [], [], 0.0, 0.0
+    for i in np.argsort(expected):
+        o, e = o + observed[i], e + expected[i]
+        if e >= least:
+            obs_bins.append(o)
+            exp_bins.append(e)
+            o = e = 0.0
+    if e > 0 and exp_bins:
+        obs_bins[-1] += o
+        exp_bins[-1] += e
+    return np.array(obs_bins), np.array(exp_bins)
+
+
 @comparator("chi2")
 def chi_square(draws: np.ndarray, probs: np.ndarray, alpha_test: float = 1e-3) -> Comparison:
     """Goodness of fit of integer draws to a distribution; fails with false-alarm rate alpha_test.
@@ -80,18 +96,7 @@ def chi_square(draws: np.ndarray, probs: np.ndarray, alpha_test: float = 1e-3) -
     if impossible.any():
         return Comparison(False, f"drew {int(counts[impossible].sum())} characters that have "
                                  f"(almost) zero probability under softmax(alpha*z)", value=0.0)
-    order = np.argsort(expected)
-    obs_bins, exp_bins, o, e = [], [], 0.0, 0.0
-    for i in order:                       # pool the rarest categories until each bin expects >= 5
-        o, e = o + counts[i], e + expected[i]
-        if e >= 5:
-            obs_bins.append(o)
-            exp_bins.append(e)
-            o = e = 0.0
-    if e > 0 and exp_bins:
-        obs_bins[-1] += o
-        exp_bins[-1] += e
-    obs_arr, exp_arr = np.array(obs_bins), np.array(exp_bins)
+    obs_arr, exp_arr = pool_bins(counts, expected)
     df = len(exp_arr) - 1
     if df < 1:
         return Comparison(True, value=1.0)

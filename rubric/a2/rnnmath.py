@@ -107,7 +107,7 @@ def sequential_fit(draws, probs, alpha_test, first_step=1):
     independent given the past, each category's count has variance sum p(1-p) <= its expectation, so
     the statistic is at most chi-square and the false-alarm rate for a right generator is at most
     `alpha_test`. A draw of a character with (almost) zero probability fails outright."""
-    from grader.compare import chi2_sf
+    from grader.compare import chi2_sf, pool_bins
 
     draws = np.asarray(draws, dtype=np.int64)
     stat, df, judged = 0.0, 0, 0
@@ -120,19 +120,9 @@ def sequential_fit(draws, probs, alpha_test, first_step=1):
             return False, 0.0, f"drew characters that have (almost) zero probability at step {t + 1}"
         observed = np.bincount(d, minlength=p.shape[1]).astype(np.float64)
         expected = p.sum(axis=0)
-        obs_bins, exp_bins, o, e = [], [], 0.0, 0.0
-        for i in np.argsort(expected):
-            o, e = o + observed[i], e + expected[i]
-            if e >= 5:
-                obs_bins.append(o)
-                exp_bins.append(e)
-                o = e = 0.0
-        if e > 0 and exp_bins:
-            obs_bins[-1] += o
-            exp_bins[-1] += e
-        if len(exp_bins) < 2:
+        ob, eb = pool_bins(observed, expected)
+        if len(eb) < 2:
             continue
-        ob, eb = np.array(obs_bins), np.array(exp_bins)
         stat += float(((ob - eb) ** 2 / eb).sum())
         df += len(eb) - 1
         judged += int(live.sum())
