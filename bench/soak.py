@@ -48,8 +48,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "bench"))
 
-from batch_throughput import REF, zip_folder, zipfile_bytes  # noqa: E402
-from grader.examples import REFERENCE_FILES, examples_root, list_examples, materialize, to_notebook  # noqa: E402
+from batch_throughput import REF, REFERENCE_FILES, zip_folder, zipfile_bytes  # noqa: E402
+from grader.examples import examples_root, list_examples, materialize, to_notebook  # noqa: E402
+from grader.pack import load as load_pack  # noqa: E402
 
 LEFT_OUT = {"memory_bomb"}
 BROKEN = {"broken/corrupt zip": b"PK\x03\x04 this is not a zip",
@@ -75,7 +76,7 @@ def kinds(scratch: Path) -> tuple[dict[str, Path | bytes], list[str]]:
             out[rel] = folder
             nb = scratch / "reference-notebook"
             shutil.copytree(folder, nb)
-            to_notebook(nb / "colourization.py", nb / "colourization.ipynb")
+            to_notebook(nb / "colourization.py", nb / "colourization.ipynb", load_pack("a2").examples["training_cells"])
             (nb / "colourization.py").unlink()
             out["reference as a notebook"] = nb
         else:

@@ -15,11 +15,26 @@ from grader.sandbox import Sandbox
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sys.platform.startswith("linux") or Sandbox(quiet=True).mode != "isolated",
-                                 reason="the soak grades the adversarial suite: it needs the isolated sandbox")]
+needs_isolation = pytest.mark.skipif(not sys.platform.startswith("linux") or Sandbox(quiet=True).mode != "isolated",
+                                     reason="the soak grades the adversarial suite: it needs the isolated sandbox")
 
 
+def test_the_soak_builds_its_class_of_every_kind(tmp_path):
+    """Fast, in the default run: the soak's script imports and draws its class (it once broke
+    unseen behind the slow marker when the examples' module moved to the pack)."""
+    sys.path.insert(0, str(PROJECT / "bench"))
+    try:
+        import soak
+    finally:
+        sys.path.remove(str(PROJECT / "bench"))
+    kinds, adversarial = soak.kinds(tmp_path)
+    assert {"reference", "reference as a notebook", "alternative"} <= set(kinds)
+    assert adversarial and not set(adversarial) & {f"adversarial/{n}" for n in soak.LEFT_OUT}
+    assert any(k.startswith("broken/") for k in kinds)
+
+
+@pytest.mark.slow
+@needs_isolation
 def test_a_hundred_students_killed_twice_grade_as_if_alone_and_leave_nothing(tmp_path):
     report_path = tmp_path / "report.json"
     done = subprocess.run([sys.executable, str(PROJECT / "bench" / "soak.py"), "--students", "100",
