@@ -103,6 +103,9 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                              f"training result under the same budget stands (--always-train trains it "
                              f"anyway)"
                              for key, r in results.items() if r.meta.get("reused_reference")]
+            # what the worker did to run the code (a shim used, a constant set, a folder made)
+            report.notes += list(dict.fromkeys(n for r in results.values() for n in r.meta.get("notes", [])
+                                               if isinstance(n, str) and n not in report.notes))
             save_results(run_dir / "answers", results)
             context = {"profile": profile, "gold": str(gold.root), "sources": sources,
                        "params": {i.id: i.params for i in items},
