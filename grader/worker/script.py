@@ -238,8 +238,9 @@ def seed_all(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def run_script(ctx, role: str, args: dict, arrays: dict) -> tuple[dict, dict]:
-    """Run the script of `role` to completion as `__main__` (see the module doc); (arrays, facts)."""
+def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[dict, dict]:
+    """Run the script of `role` to completion as `__main__` (see the module doc); (arrays, facts).
+    `after(scope) -> (arrays, facts)`: a pack probe's own look at the finished script's globals."""
     if role not in ctx.paths:
         raise StudentError(f"no {role} script was found in the submission")
     source_path = ctx.paths[role]
@@ -289,6 +290,10 @@ def run_script(ctx, role: str, args: dict, arrays: dict) -> tuple[dict, dict]:
             else:
                 missing.append(g)
         facts["missing_globals"] = missing
+        if after is not None:
+            extra, extra_facts = after(scope)
+            out.arrays.update(extra)
+            facts.update(extra_facts)
         unread, read = [], []
         for rel in args.get("outputs", []):
             path = _inside(folder, rel, "output file")
