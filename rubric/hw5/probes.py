@@ -294,10 +294,14 @@ def _evaluator(spec: dict, arrays: dict):
             param = next(model.parameters(), None)
             if param is not None:
                 x = x.to(param.device)
-            model.eval()
-            with torch.no_grad():
-                pred = model(x)
-            out[f"evaluate/{global_name}"] = pred.argmax(dim=1).cpu().numpy().astype(np.int64)
+            try:
+                model.eval()
+                with torch.no_grad():
+                    pred = model(x)
+                out[f"evaluate/{global_name}"] = pred.argmax(dim=1).cpu().numpy().astype(np.int64)
+            except Exception as exc:  # noqa: BLE001 - the student's model may fail on [N, 1024] images
+                facts[f"evaluate/{global_name}"] = (f"the model failed on a batch of [N, 1024] float32 images "
+                                                    f"(the handout's input): {_error(exc)}")
         return out, facts
     return after
 
