@@ -58,8 +58,30 @@ def expected(example: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+SHARED = PROJECT.parent / "shared"      # the course's material (../shared from the project's root)
+
+
+def shared_submission(example: Path) -> Path:
+    """The course folder a `submission.toml` names (`shared = "hw5-starter/f20/python"`, under
+    ../shared): read there, never copied into the project. ExampleError where it is absent."""
+    with (example / "submission.toml").open("rb") as fh:
+        spec = tomllib.load(fh)
+    src = SHARED / str(spec.get("shared", ""))
+    if not spec.get("shared") or not src.exists():
+        raise ExampleError(f"{example.name}: its submission is the course's {spec.get('shared')!r} under "
+                           f"{SHARED}, which is absent here (course data)")
+    return src
+
+
 def materialize(example: Path, dest: Path, assignment: str | None = None) -> Path:
-    """The submission an example stands for, as a real folder (or file) under `dest`."""
+    """The submission an example stands for, as a real folder (or file) under `dest`.
+
+    A `submission.toml` names course files under ../shared (see `shared_submission`). A
+    `mutation.toml` derives the example from the reference: the pack's `reference_files` (paths
+    relative to the submission's root, e.g. `python/nn.py`), then the example's own files at any
+    depth replacing them, then `remove` and exact-text `edits` (paths relative to the root too)."""
+    if (example / "submission.toml").exists():
+        return shared_submission(example)
     spec_path = example / "mutation.toml"
     if not spec_path.exists():
         return example
@@ -74,10 +96,14 @@ def materialize(example: Path, dest: Path, assignment: str | None = None) -> Pat
         for name in pack.reference_files:
             src = pack.reference / name
             if src.exists():
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, out / name)
-    for path in sorted(example.iterdir()):
-        if path.is_file() and path.name not in ("mutation.toml", "expected.json", "README.md"):
-            shutil.copyfile(path, out / path.name)
+    for path in sorted(example.rglob("*")):
+        rel = path.relative_to(example)
+        if path.is_file() and "__pycache__" not in rel.parts and \
+                rel.as_posix() not in ("mutation.toml", "expected.json", "README.md"):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / rel)
     for name in spec.get("remove", []):
         (out / name).unlink(missing_ok=True)
     for edit in spec.get("edits", []):
@@ -145,7 +171,14 @@ def run_demo(out: Path, assignment: str, profile: str, data: Path | None, worker
     entries, examples = [], {}
     for example in list_examples(assignment):
         name = example.relative_to(examples_root(assignment)).as_posix().replace("/", "-")
-        entries.append(path_entry(materialize(example, subs, assignment), student=name))
+        try:
+            path = materialize(example, subs, assignment)
+        except ExampleError as exc:
+            if not (example / "submission.toml").exists():
+                raise
+            print(f"{name}: skipped: {exc}")          # course files absent here
+            continue
+        entries.append(path_entry(path, student=name))
         examples[name] = example
     code = run(Settings(subs, out, assignment, profile, data, workers=workers), entries)
     if code not in (0, 1):

@@ -159,7 +159,9 @@ class Pack:
                  and (self.submissions is None or self.submissions not in p.parents)
                  and (self.reference is None or self.reference not in p.parents)]
         if self.reference is not None:
-            files += [(f"reference/{p.name}", p) for p in sorted(self.reference.glob("*.py"))]
+            # every .py at any depth (a reference may keep its code in a folder, e.g. python/)
+            files += [(f"reference/{p.relative_to(self.reference).as_posix()}", p)
+                      for p in sorted(self.reference.rglob("*.py")) if "__pycache__" not in p.parts]
         if self.worker_file is not None and self.root not in self.worker_file.parents:
             files.append((f"worker/{self.worker_file.name}", self.worker_file))
         return files

@@ -123,8 +123,10 @@ def load(assignment: str, root: Path | None = None) -> Rubric:
     items = [_auto_item(raw, i) for i, raw in enumerate(data.get("items", []))]
     for group in data.get("manual", []):
         for raw in group.get("items", []):
+            # `bonus` on the item or on its group: extra credit, which raises a score, never its maximum
             items.append(Item(id=raw["id"], title=raw["title"], points=float(raw["points"]),
-                              visibility="visible", manual=True))
+                              visibility="visible", manual=True,
+                              bonus=bool(raw.get("bonus", group.get("bonus", False)))))
     rubric = Rubric(assignment=pack.name, title=data.get("title", pack.name),
                     root=root, items=items, profiles=data.get("profiles", {}), pack=pack)
     _validate(rubric)

@@ -24,7 +24,7 @@ def score_item(item: Item, checks: dict[str, CheckResult]) -> ItemScore:
 
 def _manual(item: Item) -> ItemScore:
     return ItemScore(item.id, item.title, 0.0, item.points, "manual", item.visibility,
-                     "Graded by a TA from your report.", False, manual=True)
+                     "Graded by a TA from your report.", item.bonus, manual=True)
 
 
 def deferred(item: Item) -> ItemScore:

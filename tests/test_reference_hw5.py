@@ -15,12 +15,13 @@ import pytest
 
 from reference.hw5 import data as hw5data
 from reference.hw5 import harness
-from rubric.hw5 import draft_score, judge
+from grader.examples import SHARED, expected, list_examples, materialize
+from rubric.hw5 import judge
 
 PROJECT = Path(__file__).resolve().parent.parent
 PYDIR = PROJECT / "reference" / "hw5" / "python"
 RUBRIC = tomllib.loads((PROJECT / "rubric" / "hw5" / "rubric.toml").read_text())
-PHOTOS = draft_score.SHARED / "data" / "hw5-course" / "images"
+PHOTOS = SHARED / "data" / "hw5-course" / "images"
 # characters in the four course photos (read off the photos; dots and dashes are not characters)
 PHOTO_CHARACTERS = {"01_list.jpg": 115, "02_letters.jpg": 36, "03_haiku.jpg": 54, "04_deep.jpg": 26}
 
@@ -270,28 +271,20 @@ def test_findletters_on_the_course_photos(name):
 
 
 # ------------------------------------------------------------------ the example submissions
+# (graded through the engine by tests/test_hw5_examples.py)
 
-FUNCTION_ITEMS = ("q2.1.2", "q2.2.1", "q2.2.2", "q2.2.3", "q2.3.1")
-EXAMPLES = draft_score.examples()
-
-
-def touched(example: Path) -> set[str]:
-    spec = example / "mutation.toml"
-    if not spec.exists():
-        return {"*"}
-    edits = tomllib.loads(spec.read_text()).get("edits", [])
-    return {e["file"] for e in edits} | {p.relative_to(example).as_posix() for p in example.rglob("*.py")}
+EXAMPLES = list_examples("hw5")
 
 
 def test_every_example_materialises_and_has_a_verdict_for_every_item(tmp_path):
     items = {i["id"] for i in RUBRIC["items"]}
     assert len([e for e in EXAMPLES if "mutants" in e.parts]) >= 12
     for example in EXAMPLES:
-        want = draft_score.expected(example)
+        want = expected(example)
         assert set(want) == items, example.name
         if (example / "submission.toml").exists() or example.is_symlink():
             continue
-        sub = draft_score.materialize(example, tmp_path)
+        sub = materialize(example, tmp_path, "hw5")
         assert (sub / "python" / "nn.py").is_file()
         if "mutants" in example.parts:
             ref = {p.name: p.read_text() for p in (PROJECT / "reference" / "hw5" / "python").glob("*.py")}
@@ -299,67 +292,9 @@ def test_every_example_materialises_and_has_a_verdict_for_every_item(tmp_path):
             assert len(changed) == 1, (example.name, changed)        # one bug, in one file
 
 
-@pytest.fixture(scope="module")
-def function_context(ci_data):
-    return draft_score.make_context(ci_data[0], "ci")        # the data already written
-
-
-@pytest.mark.parametrize("example", [e for e in EXAMPLES if touched(e) & {"python/nn.py"} or e.name == "alternative" or e.is_symlink()],
-                         ids=lambda e: e.name)
-def test_nn_examples_get_their_expected_function_items(example, function_context, tmp_path):
-    """The function items of every example whose bug is in nn.py, scored by the draft scorer
-    (its probes run the example's code in a subprocess; no pages, so q4.2 is left to `slow`)."""
-    sub = draft_score.materialize(example, tmp_path)
-    ctx = draft_score.Context(function_context.root, "ci", [], function_context.holdout_x, function_context.holdout_y)
-    got = draft_score.score(sub / "python", ctx, scripts=False)
-    want = draft_score.expected(example)
-    for item in FUNCTION_ITEMS:
-        assert got.points[item] == want[item], (item, got.points[item], want[item], got.notes)
-    batch_checks = sum(c["points"] for c in next(i for i in RUBRIC["items"] if i["id"] == "q2.4")["checks"]
-                       if c["name"].startswith("test_batches.py"))
-    training = 5 - batch_checks
-    assert got.points["q2.4"] == want["q2.4"] - training, (got.points["q2.4"], got.notes)
-
-
-@pytest.mark.course_data
-@pytest.mark.parametrize("generation", ["f20", "f23"])
-def test_untouched_starters_get_nothing(generation, function_context):
-    starter = draft_score.SHARED / "hw5-starter" / generation / "python"
-    if not starter.is_dir():
-        pytest.skip(f"the course's starter is not at {starter}")
-    got = draft_score.score(starter, function_context, scripts=False)
-    assert all(v == 0 for v in got.points.values()), got.points
-    assert "not implemented" in got.notes["test_nn.py::test_initialize_shapes"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: "-".join(e.relative_to(draft_score.EXAMPLES).parts))
-def test_examples_get_their_expected_points(example, tmp_path):
-    """Every item of every example, the scripts run at the ci budget (minutes each on 2 cores)."""
-    ctx = reference_context(tmp_path.parent)
-    try:
-        sub = draft_score.materialize(example, tmp_path)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    got = draft_score.score(sub / "python" if (sub / "python").is_dir() else sub, ctx, reference=REFERENCE_VALUES)
-    want = draft_score.expected(example)
-    assert got.points == {k: float(v) for k, v in want.items()}, got.notes
-
-
-REFERENCE_VALUES: dict = {}
-_CTX: list = []
-
-
-def reference_context(base: Path):
-    if not _CTX:
-        _CTX.append(draft_score.make_context(base / "hw5-slow-data", "ci"))
-        REFERENCE_VALUES.update(draft_score.score(PYDIR, _CTX[0]).values)
-    return _CTX[0]
-
-
 # ------------------------------------------------------------------ real submissions: the verdicts file
 
-REAL = draft_score.SHARED / "real-hw5"
+REAL = SHARED / "real-hw5"
 
 
 def test_real_verdicts_are_consistent():

@@ -511,8 +511,9 @@ def apply_models(models: dict, spec: dict, arrays: dict, out: "_Collector", limi
     return report
 
 
-def run_script(ctx, role: str, args: dict, arrays: dict) -> tuple[dict, dict]:
-    """Run the script of `role` to completion as `__main__` (see the module doc); (arrays, facts)."""
+def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[dict, dict]:
+    """Run the script of `role` to completion as `__main__` (see the module doc); (arrays, facts).
+    `after(scope) -> (arrays, facts)`: a pack probe's own look at the finished script's globals."""
     if role not in ctx.paths:
         raise StudentError(f"no {role} script was found in the submission")
     source_path = ctx.paths[role]
@@ -611,6 +612,10 @@ def run_script(ctx, role: str, args: dict, arrays: dict) -> tuple[dict, dict]:
                 facts["dicts_too_large"] = [k for k, d in dicts.items() if _nbytes(d) > cap]
             if want_models:
                 facts["models"] = apply_models(models, args["models"], arrays, out)
+        if after is not None:
+            extra, extra_facts = after(scope)
+            out.arrays.update(extra)
+            facts.update(extra_facts)
         unread, read = [], []
         wanted = list(args.get("outputs", []))
         written = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p != script

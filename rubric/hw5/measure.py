@@ -1,0 +1,81 @@
+"""What the trusted side measures of a script probe's answer, the same way for the reference (gold,
+derive.py) and for a student (the checks): so a threshold relative to the reference compares like
+with like. Pure numpy over returned arrays (grader.checkkit.ScriptAnswer) and the gold inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import judge
+
+Q3_WEIGHTS = "q3_weights.pickle"
+
+
+def as_tuple(value):
+    """A cache as the worker returned it: a dict {"0", "1", "2"} (arrays of different shapes) or
+    one stacked array [3, ...] (arrays of the same shape) back to the tuple (X, pre, post)."""
+    if isinstance(value, dict) and all(str(i) in value for i in range(3)):
+        return tuple(value[str(i)] for i in range(3))
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == 3:
+        return tuple(value)
+    return value
+
+
+def params_of(value) -> dict:
+    """A returned `params` (dict of arrays, nested dicts for tuples) with its caches as tuples."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: (as_tuple(v) if str(k).startswith("cache_") else v) for k, v in value.items()}
+
+
+def q3_weights(answer) -> dict | None:
+    """The pickled weights run_q3 wrote, else None."""
+    w = answer.value("file", Q3_WEIGHTS)
+    return w if isinstance(w, dict) and w else None
+
+
+def q3_hidden(weights: dict) -> list[int]:
+    return [int(np.shape(v)[1]) for k, v in weights.items()
+            if str(k).startswith("W") and np.ndim(v) == 2 and np.shape(v)[0] == 1024]
+
+
+def q3_accuracy(answer, inputs) -> judge.Verdict:
+    w = q3_weights(answer)
+    if w is None:
+        return judge.Verdict(False, "run_q3 wrote no q3_weights.pickle (a dict of its W and b arrays)")
+    return judge.params_accuracy(w, inputs.arrays["holdout_x"], inputs.arrays["holdout_y"])
+
+
+def q5_psnr(answer, inputs) -> tuple[float | None, str]:
+    """(validation PSNR of the returned autoencoder on the held-out images, problem or "")."""
+    p = params_of(answer.value("global", "params"))
+    x = np.asarray(inputs.arrays["holdout_x"], dtype=np.float64)
+    try:
+        recon = judge.autoencoder_forward(p, x)
+    except (ValueError, KeyError) as exc:
+        return None, f"the autoencoder cannot be evaluated: {exc}"
+    if not np.all(np.isfinite(recon)):
+        return None, "the autoencoder's reconstructions contain NaN or inf"
+    return judge.psnr(x, recon), ""
+
+
+def q6_accuracy(result, inputs) -> tuple[float | None, str]:
+    """The held-out accuracy of the predictions the script's model made (the raw probe result:
+    `evaluate/model`, made in the worker from images without their labels)."""
+    pred = result.arrays.get("evaluate/model")
+    y = np.argmax(inputs.arrays["holdout_y"], axis=1)
+    if pred is None:
+        return None, result.meta.get("evaluate/model") or "no torch model named `model` to evaluate"
+    pred = np.asarray(pred).reshape(-1)
+    if pred.shape != y.shape:
+        return None, f"the model returned {pred.size} predictions for {y.size} images"
+    return float(np.mean(pred == y)), ""
+
+
+def page_rates(boxes_by_page: dict, pages: list[dict], iou: float) -> tuple[float, float]:
+    """The lowest recall and precision over the synthetic pages."""
+    rec, prec = 1.0, 1.0
+    for k, page in enumerate(pages):
+        r, p, _ = judge.match_boxes(boxes_by_page.get(k, np.zeros((0, 4))), page["boxes"], iou)
+        rec, prec = min(rec, r), min(prec, p)
+    return rec, prec

@@ -1,0 +1,163 @@
+"""Probe groups of HW5: what the worker is asked, with which inputs, for each rubric item.
+
+Function probes (probes.py) call nn.py's functions and findLetters on the trusted side's inputs.
+Script probes (probes.py's `hw5_script`, over the runtime's script probe) run run_q2/3/5/6_1 to
+completion with the NIST36 splits placed at ../data/, the profile's constants, numpy seeded; the
+held-out split is never placed (its images, never its labels, go to q6.1.1's model).
+
+Stand-ins: a script runs with the reference's version of nn.py's functions (so that a bug in
+`backwards` is charged by q2.3.1 once, not again by every script that trains with it); if the
+script fails that way, it runs again with the student's own functions (their script may rely on an
+API of their own). The stand-ins' source is read from the reference here, on the staff's side; a
+student bundle has no reference, so a self-check runs the scripts with the student's own functions.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from grader.probing import ProbeSpec
+from grader.scripts import script_spec
+
+from .roles import NN_FUNCTIONS
+
+GROUPS: dict = {}
+REFERENCE_NN = Path(__file__).resolve().parent.parent.parent / "reference" / "hw5" / "python" / "nn.py"
+SPLITS = ("train", "valid", "test")
+INIT_SEED = 100
+BATCH_SEED = 0
+# the functions a script's stand-in nn module holds (sigmoid_deriv: the course's own)
+STANDIN_FUNCTIONS = ("sigmoid", "sigmoid_deriv") + tuple(f for f in NN_FUNCTIONS if f != "sigmoid")
+
+
+def group(name):
+    def register(fn):
+        GROUPS[name] = fn
+        return fn
+    return register
+
+
+def _fn_arrays(inputs, *prefixes) -> dict:
+    return {k[len("fn/"):]: v for k, v in inputs.arrays.items() if k.startswith(tuple("fn/" + p for p in prefixes))}
+
+
+def _params(profile, item):
+    from grader import rubric as rubricmod
+
+    return rubricmod.load("hw5").item(item).params
+
+
+@group("nn_initialize")
+def nn_initialize(profile, inputs, for_gold=False):
+    sizes = _params(profile, "q2.1.2")["sizes"]
+    return [ProbeSpec("nn/initialize", "nn_initialize", "nn", {"sizes": sizes, "seed": INIT_SEED},
+                      timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("nn_forward")
+def nn_forward(profile, inputs, for_gold=False):
+    acts = _params(profile, "q2.2.1")["activations"]
+    return [ProbeSpec("nn/sigmoid", "nn_sigmoid", "nn", {}, _fn_arrays(inputs, "sigmoid_"),
+                      timeout=profile["probe_timeout"], part="nn"),
+            ProbeSpec("nn/forward", "nn_forward", "nn", {"activations": acts}, _fn_arrays(inputs, "forward_"),
+                      timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("nn_softmax")
+def nn_softmax(profile, inputs, for_gold=False):
+    return [ProbeSpec("nn/softmax", "nn_softmax", "nn", {}, _fn_arrays(inputs, "softmax_"),
+                      timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("nn_loss")
+def nn_loss(profile, inputs, for_gold=False):
+    return [ProbeSpec("nn/loss", "nn_loss", "nn", {}, _fn_arrays(inputs, "loss_"),
+                      timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("nn_backwards")
+def nn_backwards(profile, inputs, for_gold=False):
+    p = _params(profile, "q2.3.1")
+    acts = list(p["activations"]) + [p["other_activation"]]
+    return [ProbeSpec("nn/backwards", "nn_backwards", "nn", {"activations": acts}, _fn_arrays(inputs, "bwd_"),
+                      timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("nn_batches")
+def nn_batches(profile, inputs, for_gold=False):
+    sizes = _params(profile, "q2.4")["batch_sizes"]
+    return [ProbeSpec("nn/batches", "nn_batches", "nn", {"batch_sizes": sizes, "seed": BATCH_SEED},
+                      _fn_arrays(inputs, "batches_"), timeout=profile["probe_timeout"], part="nn")]
+
+
+@group("q4_findletters")
+def q4_findletters(profile, inputs, for_gold=False):
+    """findLetters on each synthetic page, the first page enlarged to phone-photo size, and the
+    course's photos when the data has them (each its own probe: a slow photo fails alone)."""
+    scale = _params(profile, "q4.2")["photo_scale"]
+    pages = {k: v for k, v in inputs.arrays.items() if k.startswith("page/")}
+    specs = [ProbeSpec("q4/pages", "findletters", "q4", {"photo_scale": scale, "kind": "pixels"}, pages,
+                       timeout=profile["probe_timeout"], part="findLetters")]
+    for k in range(len(inputs.meta.get("photos", []))):
+        specs.append(ProbeSpec(f"q4/photo/{k}", "findletters", "q4", {"kind": "encoded"},
+                               {"photo/0": inputs.arrays[f"photo/{k}"]},
+                               timeout=profile["probe_timeout"], part="findLetters", hang_marks_part=False))
+    return specs
+
+
+# ------------------------------------------------------------------ script probes
+
+def standins() -> dict:
+    """The reference's nn.py functions by name (source text), when this installation has it."""
+    if not REFERENCE_NN.is_file():
+        return {}
+    text = REFERENCE_NN.read_text()
+    found = {n.name: ast.get_source_segment(text, n) for n in ast.parse(text).body
+             if isinstance(n, ast.FunctionDef) and n.name in STANDIN_FUNCTIONS}
+    return {name: found[name] for name in STANDIN_FUNCTIONS if name in found}
+
+
+def _nist_files(inputs, splits=SPLITS) -> tuple[dict, dict]:
+    files, arrays = {}, {}
+    for s in splits:
+        files[f"../data/nist36_{s}.mat"] = {"format": "mat", "arrays": {f"{s}_data": f"{s}_x", f"{s}_labels": f"{s}_y"}}
+        arrays[f"{s}_x"], arrays[f"{s}_y"] = inputs.arrays[f"nist/{s}_x"], inputs.arrays[f"nist/{s}_y"]
+    return files, arrays
+
+
+def _script(key, role, profile, inputs, globals_, outputs=(), data=True, evaluate=None):
+    files, arrays = _nist_files(inputs) if data else ({}, {})
+    if evaluate:
+        arrays["holdout_x"] = inputs.arrays["holdout_x"]          # images only: the labels stay here
+    spec = script_spec(key, role=role, inputs=files, arrays=arrays,
+                       constants=dict(profile.get(role, {})), seed=0, globals=list(globals_),
+                       outputs=list(outputs), timeout=profile["script_timeout"])
+    spec.probe = "hw5_script"
+    spec.args["standins"] = standins()
+    spec.args["standin_module"] = "nn"
+    if evaluate:
+        spec.args["evaluate"] = evaluate
+    spec.hang_marks_part = False
+    return [spec]
+
+
+@group("run_q2")
+def run_q2(profile, inputs, for_gold=False):
+    return _script("script/run_q2", "run_q2", profile, inputs,
+                   ["x", "y", "params", "params_orig", "total_error"], data=False)
+
+
+@group("run_q3")
+def run_q3(profile, inputs, for_gold=False):
+    return _script("script/run_q3", "run_q3", profile, inputs, ["params", "hidden_size", "max_iters"],
+                   outputs=["q3_weights.pickle"])
+
+
+@group("run_q5")
+def run_q5(profile, inputs, for_gold=False):
+    return _script("script/run_q5", "run_q5", profile, inputs, ["params", "learning_rate"])
+
+
+@group("run_q6_1")
+def run_q6_1(profile, inputs, for_gold=False):
+    return _script("script/run_q6_1", "run_q6_1", profile, inputs, [], evaluate={"model": "holdout_x"})
