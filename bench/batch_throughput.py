@@ -191,12 +191,13 @@ def compute_one(path: str, profile_name: str) -> float:
     no checks), with the grader's reuse of the reference's training."""
     from grader.intake import load_submission
     from grader.records import ProbeResult
-    from grader.worker.a2 import PROBES
     from grader.worker.main import Context
+
+    PROBES = load_pack("a2").probe_module().PROBES
 
     specs, reuse = _setup(profile_name)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        sub = load_submission(Path(path), Path(tmp) / "ws")
+        sub = load_submission(Path(path), Path(tmp) / "ws", assignment="a2")
         if sub.error:
             return 0.0
         ctx = Context(sub.workspace, {r: p.name for r, p in sub.modules.items()})

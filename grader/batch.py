@@ -47,7 +47,7 @@ from . import devices, gradebook, late, zipsafe
 from . import rubric as rubricmod
 from .executor import GRADER_FAULT, Jobs, grade_submission  # noqa: F401 - grade_submission: batch's API
 from .feedback import picture_file
-from .intake import _disk_name, _entry_name, _is_junk, _printable, _ROLL, student_id_from_name
+from .intake import _ROLL, student_id_from_name
 from .locate import role_of_name
 from .roles import roles_for
 from .pipeline import Options, grade, sandbox_for
@@ -92,7 +92,7 @@ class Entry:
 class Settings:
     input: Path
     out: Path
-    assignment: str = "a2"
+    assignment: str                       # the pack's name (grader.pack)
     profile: str = "ci"
     data: Path | None = None
     gold_dir: Path | None = None
@@ -118,8 +118,8 @@ class Settings:
 # Entries
 # --------------------------------------------------------------------------------------------------
 
-def collect(input_path: Path, out: Path | None = None,
-            assignment: str = "a2") -> tuple[list[Entry], list[str], str | None]:
+def collect(input_path: Path, out: Path | None = None, *,
+            assignment: str) -> tuple[list[Entry], list[str], str | None]:
     """The students of INPUT: (entries sorted by student id, warnings, zip path or None)."""
     input_path = Path(input_path)
     if input_path.is_dir():
@@ -151,7 +151,7 @@ def _collect_folder(root: Path, out: Path | None) -> tuple[list[Entry], list[str
     def children(folder: Path) -> list[Path]:
         kept = []
         for p in sorted(folder.iterdir()):
-            if _is_junk(p.name):
+            if zipsafe.is_junk(p.name):
                 continue
             if out_resolved and p.resolve() == out_resolved:
                 continue                                  # DIR inside INPUT
@@ -214,11 +214,11 @@ def _hash_file(h, path: Path) -> None:
 
 def _clean_parts(info: zipfile.ZipInfo) -> tuple[list[str], str | None]:
     """A class-zip member's path parts, or why it cannot be extracted safely."""
-    name = _entry_name(info)
+    name = zipsafe.entry_name(info)
     parts, problem = zipsafe.member_parts(name), zipsafe.member_problem(info, name)   # the one policy
     words = {zipsafe.ABSOLUTE: "an absolute path", zipsafe.LEAVES: "a path that leaves the archive",
              zipsafe.SYMLINK: "a symbolic link", zipsafe.ENCRYPTED: "a password-protected member"}
-    return parts, (f"{words[problem.kind]} ({_printable(name)})" if problem else None)
+    return parts, (f"{words[problem.kind]} ({zipsafe.printable(name)})" if problem else None)
 
 
 def _collect_zip(zpath: Path) -> tuple[list[Entry], list[str]]:
@@ -235,7 +235,7 @@ def _collect_zip(zpath: Path) -> tuple[list[Entry], list[str]]:
             key = safe_parts[0] if len(safe_parts) > 1 and parts[0] != ".." else (safe_parts or ["unnamed"])[-1]
             unsafe.setdefault(key, problem)
             continue
-        if info.is_dir() or not parts or any(_is_junk(p) for p in parts):
+        if info.is_dir() or not parts or any(zipsafe.is_junk(p) for p in parts):
             continue
         if len(parts) == 1 and _skip_top(parts[0]):
             warnings.append(f"skipped {parts[0]}: not a submission (a {Path(parts[0]).suffix} file at the top of INPUT)")
@@ -309,7 +309,7 @@ def _student_id(entry: Entry) -> str:
     if _ROLL.match(student) or not entry.is_dir:
         return student
     inner = [p[-1] for _, p in entry.members] if entry.members else (
-        [p.name for p in entry.path.iterdir() if not _is_junk(p.name)] if entry.path else [])
+        [p.name for p in entry.path.iterdir() if not zipsafe.is_junk(p.name)] if entry.path else [])
     if len(inner) == 1:
         candidate = student_id_from_name(inner[0])
         if _ROLL.match(candidate):
@@ -329,7 +329,7 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
     """Write one class-zip entry under `dest` (names made safe); returns its path."""
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
-    root = dest / _disk_name(entry.name)
+    root = dest / zipsafe.disk_name(entry.name)
     with zipfile.ZipFile(zpath) as zf:
         for info, parts in entry.members:
             size = info.file_size
@@ -344,7 +344,7 @@ def extract(zpath: Path, entry: Entry, dest: Path, limits: ClassZipLimits = Clas
             target = root
             if entry.is_dir:
                 for part in parts:
-                    target = target / _disk_name(part)
+                    target = target / zipsafe.disk_name(part)
             written = 0
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -862,7 +862,7 @@ def run(settings: Settings, entries: list[Entry] | None = None, progress_stream=
 def _run(settings: Settings, entries: list[Entry] | None, progress_stream) -> int:
     try:
         if entries is None:
-            entries, warnings, zpath = collect(settings.input, settings.out, settings.assignment)
+            entries, warnings, zpath = collect(settings.input, settings.out, assignment=settings.assignment)
         else:
             warnings, zpath = [], None
         if not entries:

@@ -153,11 +153,18 @@ def _reap_zygote_worker(server, wid, uid, slot) -> None:
 class ForkServer:
     """The trusted side of one zygote: starts it, asks it for workers, kills them, stops it."""
 
-    def __init__(self, sandbox: Sandbox, assignments=("a2",), ws_root: Path | None = None):
-        """ws_root: the folder for the workspaces (made here if not given, and then removed by
+    def __init__(self, sandbox: Sandbox, assignments, ws_root: Path | None = None):
+        """assignments: the packs whose probe modules the zygote imports (`graderworker.<name>`).
+        ws_root: the folder for the workspaces (made here if not given, and then removed by
         close(); a given one belongs to the caller)."""
+        from . import pack as packmod
+
         if sandbox.mode != "isolated":
             raise EngineUnavailable(f"the warm engine needs the isolated sandbox (this one is {sandbox.mode})")
+        if isinstance(assignments, str):
+            assignments = (assignments,)
+        for assignment in assignments:       # loaded packs are what runtime_dir() installs
+            packmod.load(assignment)
         self.sandbox = sandbox
         self.preload = PRELOAD + [f"{RUNTIME_PACKAGE}.{a}" for a in assignments]
         self.freeze = True
@@ -390,7 +397,7 @@ class WarmSandbox:
 CHECK_PRELOAD = ["pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.fixtures",
                  "_pytest.assertion.rewrite", "_pytest.terminal", "_pytest.junitxml", "pytest_jsonreport.plugin",
                  "numpy", "tomllib",
-                 "grader.store", "grader.gold", "grader.compare", "grader.probing"]
+                 "grader.store", "grader.gold", "grader.compare", "grader.probing", "grader.checkkit"]
 
 
 class CheckServer:
@@ -505,7 +512,7 @@ class Engine:
     distinct sandbox view, i.e. per GPU setting), the check server, and the probe cache. The
     servers start in the background at once; the first worker launch or check run waits for them."""
 
-    def __init__(self, assignment: str = "a2", warm: bool = True, cache=None, log=print):
+    def __init__(self, assignment: str, warm: bool = True, cache=None, log=print):
         self.assignment, self.warm, self.cache, self.log = assignment, warm, cache, log
         self.servers: dict[tuple, tuple[Pending, Path]] = {}
         self.lock = threading.Lock()

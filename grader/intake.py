@@ -39,9 +39,6 @@ RAW_DIR = ".raw"
 ANSWERS_FILE = "answers.toml"
 WANTED_SUFFIXES = {".py", ".ipynb", ".toml", ".zip"}    # everything else is listed and left out
 MAX_ANSWERS_BYTES = 2**20
-# Folders and files that operating systems and tools add; never the student's work.
-_JUNK_PARTS = {"__macosx", "__pycache__", ".ipynb_checkpoints", ".git", ".svn", ".idea", ".vscode"}
-_JUNK_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
 # Module names a student's file must not take in the workspace: they would hide Python's own
 # modules (or the grader's, or the test runner's) from the worker.
 _RESERVED_MODULES = set(sys.stdlib_module_names) | {
@@ -75,7 +72,7 @@ class IntakeError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 def load_submission(path: Path, workspace: Path, *, student: str | None = None,
-                    limits: ZipLimits = ZipLimits(), assignment: str = "a2") -> Submission:
+                    limits: ZipLimits = ZipLimits(), assignment: str) -> Submission:
     """Unpack, find, convert and prepare one student's submission into `workspace` (see module doc)."""
     path, workspace = Path(path), Path(workspace)
     if not path.exists():
@@ -195,9 +192,9 @@ class _Unpacker:
                 if (here / d).is_symlink():
                     raise IntakeError(f"the submission folder contains a symbolic link "
                                       f"({prefix + '/'.join(rel + (d,))}); hand in plain files only")
-            for d in [d for d in dirs if _is_junk(d)]:
+            for d in [d for d in dirs if zipsafe.is_junk(d)]:
                 self.out.junk.append(prefix + "/".join(rel + (d,)) + "/")
-            dirs[:] = sorted(d for d in dirs if not _is_junk(d))
+            dirs[:] = sorted(d for d in dirs if not zipsafe.is_junk(d))
             for name in sorted(files):
                 parts = list(rel) + [name]
                 display = prefix + "/".join(parts)
@@ -206,7 +203,7 @@ class _Unpacker:
                 if stat.S_ISLNK(st.st_mode):
                     raise IntakeError(f"the submission folder contains a symbolic link ({display}); "
                                       f"hand in plain files only")
-                if _is_junk(name):
+                if zipsafe.is_junk(name):
                     self.out.junk.append(display)
                 elif not stat.S_ISREG(st.st_mode) or Path(name).suffix.lower() not in WANTED_SUFFIXES:
                     self.out.ignored.append(display)
@@ -268,16 +265,16 @@ class _Unpacker:
         plan = []
         declared = 0
         for info in infos:
-            name = _entry_name(info)
-            shown = _printable(name)
+            name = zipsafe.entry_name(info)
+            shown = zipsafe.printable(name)
             problem = zipsafe.member_problem(info, name)          # the one policy (grader/zipsafe.py)
             if problem:
                 raise IntakeError(_ZIP_REFUSED[problem.kind].format(label=label, shown=shown))
             parts = zipsafe.member_parts(name)
             if info.is_dir() or not parts:
                 continue
-            display = prefix + "/".join(_printable(p) for p in parts)
-            if any(_is_junk(p) for p in parts):
+            display = prefix + "/".join(zipsafe.printable(p) for p in parts)
+            if any(zipsafe.is_junk(p) for p in parts):
                 self.out.junk.append(display)
                 continue
             if Path(parts[-1]).suffix.lower() not in WANTED_SUFFIXES:
@@ -330,9 +327,9 @@ class _Unpacker:
         """A fresh path under `dest` for archive path `parts`, with safe component names."""
         folder = dest
         for part in parts[:-1]:
-            folder = folder / _disk_name(part)
+            folder = folder / zipsafe.disk_name(part)
         folder.mkdir(parents=True, exist_ok=True)
-        name = _disk_name(parts[-1])
+        name = zipsafe.disk_name(parts[-1])
         candidate = folder / name
         stem, suffix = (name, "") if directory else (Path(name).stem, Path(name).suffix)
         n = 1
@@ -355,39 +352,6 @@ _ZIP_REFUSED = {
 }
 
 
-def _entry_name(info: zipfile.ZipInfo) -> str:
-    """The entry's name: UTF-8 when flagged; else try UTF-8 (macOS, 7-Zip), else keep cp437.
-
-    zipfile decodes unflagged names as cp437, which maps every byte, so the original bytes can be
-    recovered and tried as UTF-8. Names in other code pages (cp1252, cp866, GBK) stay readable-ish
-    and are made safe by `_disk_name`.
-    """
-    name = info.filename
-    if not info.flag_bits & 0x800:
-        try:
-            name = name.encode("cp437").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            pass
-    return name
-
-
-def _disk_name(part: str) -> str:
-    name = re.sub(r"[^\w.() +,@=-]", "_", part).strip() or "_"
-    if name.startswith("."):
-        name = "_" + name
-    if len(name.encode()) > 120:                           # file systems stop at 255 bytes
-        suffix = Path(name).suffix[:10]
-        name = name[: 100 - len(suffix)] + suffix
-        while len(name.encode()) > 120:
-            name = name[:-len(suffix) - 1] + suffix
-    return name
-
-
-def _is_junk(part: str) -> bool:
-    low = part.lower()
-    return low in _JUNK_PARTS or low in _JUNK_FILES or low.startswith(".") or low.startswith("~$")
-
-
 def _zip_mtime(info: zipfile.ZipInfo) -> float:
     try:
         return time.mktime(info.date_time + (0, 0, -1))
@@ -408,10 +372,6 @@ def _sniff(path: Path) -> str | None:
         if head.startswith(magic):
             return kind
     return None
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _mib(n: int) -> str:

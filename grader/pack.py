@@ -164,6 +164,28 @@ class Pack:
             files.append((f"worker/{self.worker_file.name}", self.worker_file))
         return files
 
+    def probe_module(self):
+        """The pack's worker-side probe module imported here, on the trusted side, as a module of
+        the worker runtime (`grader.worker.<name>`: its relative imports find the runtime's loader),
+        for staff tests of a probe's helpers. Grading never does this: probes run in the worker."""
+        if self.worker_file is None:
+            raise PackError(f"pack {self.name} has no worker-side probes")
+        name = f"{__package__}.worker.{self.name}"
+        with _LOCK:
+            module = sys.modules.get(name)
+            if module is not None and getattr(module, "__file__", None) == str(self.worker_file):
+                return module
+            importlib.import_module(f"{__package__}.worker")
+            spec = importlib.util.spec_from_file_location(name, self.worker_file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            return module
+
 
 # --------------------------------------------------------------------------------------------------
 # Finding and loading
@@ -259,9 +281,7 @@ def _read(root: Path) -> Pack:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise PackError(f"{where}: `name` must be a Python identifier (it names the worker's probe module), "
                         f"not {name!r}")
-    own_worker = (Path(__file__).resolve().parent / "worker" / f"{name}.py")
-    if name in sys.stdlib_module_names or (
-            name in _RUNTIME_NAMES and (root / str(raw.get("worker", ""))).resolve() != own_worker):
+    if name in sys.stdlib_module_names or name in _RUNTIME_NAMES:
         raise PackError(f"{where}: the name {name!r} is taken by the worker runtime or Python; choose another")
 
     def path(key: str, required: bool = True, default: str | None = None, kind: str = "file",
@@ -395,24 +415,21 @@ def _ensure_package(pack: Pack) -> None:
 # --------------------------------------------------------------------------------------------------
 
 def worker_modules() -> dict[str, Path]:
-    """Probe modules of the packs loaded in this process that the worker runtime lacks:
-    `graderworker.<name>` <- the pack's worker file (grader.sandbox.runtime_dir copies them in)."""
-    own = Path(__file__).resolve().parent / "worker"
+    """Probe modules of the packs loaded in this process: `graderworker.<name>` <- the pack's
+    worker file (grader.sandbox.runtime_dir copies them in)."""
     with _LOCK:
         packs = [p for _, p in _LOADED.values()]
-    return {p.name: p.worker_file for p in packs
-            if p.worker_file is not None and p.worker_file != own / f"{p.name}.py"}
+    return {p.name: p.worker_file for p in packs if p.worker_file is not None}
 
 
 def worker_digest(assignment: str) -> str:
-    """A digest of the pack's probe module when it lives outside the worker runtime (the probe
-    cache's key must change with it); "" for a pack whose probes are the runtime's own."""
+    """A digest of the pack's probe module (the probe cache's key must change with it); "" for a
+    pack without probes of its own."""
     try:
         pack = load(assignment)
     except PackError:
         return ""
-    own = Path(__file__).resolve().parent / "worker"
-    if pack.worker_file is None or pack.worker_file == own / f"{pack.name}.py":
+    if pack.worker_file is None:
         return ""
     return hashlib.sha256(pack.worker_file.read_bytes()).hexdigest()
 
@@ -422,11 +439,8 @@ def install_worker_modules(runtime_package: Path) -> None:
     without probes of its own gets an empty registry (its script probes are the runtime's)."""
     with _LOCK:
         packs = [p for _, p in _LOADED.values()]
-    own = Path(__file__).resolve().parent / "worker"
     for pack in packs:
         target = runtime_package / f"{pack.name}.py"
-        if pack.worker_file == own / f"{pack.name}.py":
-            continue
         if pack.worker_file is None:
             text = f'"""The {pack.name} pack has no probes of its own."""\nPROBES: dict = {{}}\n'
         else:

@@ -30,7 +30,7 @@ from .store import save_results
 
 @dataclass
 class Options:
-    assignment: str = "a2"
+    assignment: str                   # the pack's name (grader.pack); the CLI chooses a default
     profile: str = "ci"
     visible_only: bool = False
     data: Path | None = None          # a course data folder; None = the embedded default

@@ -194,7 +194,7 @@ def points(report) -> dict:
 
 def canary_probe(box: Sandbox, gold, tmp: Path) -> None:
     """The next submission is graded by the same sandbox: an honest probe on the reference."""
-    sub = load_submission(REFERENCE, tmp / "canary_ws", student="canary")
+    sub = load_submission(REFERENCE, tmp / "canary_ws", student="canary", assignment="a2")
     ref = gold.outputs[CANARY_KEY]
     args = dict(model="CNN", kernel=3, nf=16, nc=24, cin=1, seed=0, batch=3)
     [result] = run_plan([ProbeSpec(CANARY_KEY, "model_forward", "colourization", args)],

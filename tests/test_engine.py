@@ -37,7 +37,7 @@ isolated = pytest.mark.skipif(not ts.ISOLATED, reason="the warm engine needs roo
 def server():
     if not ts.ISOLATED:
         pytest.skip("the warm engine needs root and bubblewrap")
-    fs = ForkServer(Sandbox(quiet=True)).start()
+    fs = ForkServer(Sandbox(quiet=True), ("a2",)).start()
     yield fs
     fs.close()
 
@@ -118,7 +118,7 @@ def warm_recon(tmp_path_factory):
     os.environ["GRADER_SECRET_TOKEN"] = token
     os.environ["GRADER_CACHE"] = str(cache)
     base = Sandbox(hide=[gold, out, course / "gold"], readonly=[course], quiet=True)
-    fs = ForkServer(base).start()
+    fs = ForkServer(base, ("a2",)).start()
     try:
         other = ts.student(in_root(fs, "other_student"), f"SECRET = {token!r}\n")
         cfg = {"project_roots": [str(p) for p in project_paths() if (p / "reference").is_dir()]
@@ -191,7 +191,7 @@ def test_forked_worker_sees_only_its_own_workspace_in_the_shared_folder(warm_rec
 def test_a_dead_zygote_means_cold_workers_not_a_failed_batch(tmp_path):
     """If the zygote dies, its workers die with its pid namespace; the next launch is cold."""
     base = Sandbox(quiet=True)
-    fs = ForkServer(base).start()
+    fs = ForkServer(base, ("a2",)).start()
     box = WarmSandbox(base, fs, log=lambda m: None)
     try:
         ws = ts.student(in_root(fs))

@@ -58,7 +58,7 @@ def test_hanging_constructor_fails_fast_in_a_cold_sandbox(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    fs = ForkServer(Sandbox(quiet=True)).start()
+    fs = ForkServer(Sandbox(quiet=True), ("a2",)).start()
     yield fs
     fs.close()
 

@@ -41,7 +41,9 @@ def test_a2_is_a_builtin_pack_with_its_roles_hooks_and_visibility():
     assert pack.package == "rubric.a2" and pack.reference == PROJECT / "reference" / "a2"
     assert [r.name for r in pack.roles] == ["colourization", "regression", "rnn", "answers"]
     assert set(pack.hooks) == {"feedback_picture", "cost", "same_model"} and callable(pack.hook("same_model"))
-    assert pack.worker_file == PROJECT / "grader" / "worker" / "a2.py"
+    assert pack.worker_file == pack.root / "probes.py" and packmod.worker_modules()["a2"] == pack.worker_file
+    assert not (PROJECT / "grader" / "worker" / "a2.py").exists()     # the runtime holds no pack's probes
+    assert len(packmod.worker_digest("a2")) == 64                     # in the probe cache's key
     assert pack.student_visible("inputs", "train_x", set())
     assert not pack.student_visible("inputs", "valid_y", {"cnn_forward"})
     assert pack.student_visible("inputs", "valid_y", {"cnn_train"})
@@ -241,8 +243,12 @@ def test_zip_safety_is_one_policy_for_submissions_and_class_archives():
     assert zipsafe.member_problem(info("link", mode=0o120777)).kind == zipsafe.SYMLINK
     assert zipsafe.member_problem(info("x.py", flags=1)).kind == zipsafe.ENCRYPTED
     assert zipsafe.member_problem(info("a/./b.py")) is None and zipsafe.member_parts("a/./b.py") == ["a", "b.py"]
+    assert zipsafe.is_junk("__MACOSX") and zipsafe.is_junk(".DS_Store") and not zipsafe.is_junk("cnn.py")
+    assert zipsafe.disk_name("../.x/y") == "_.._.x_y" and zipsafe.printable("a\x07b") == "a?b"
     for path in ("grader/intake.py", "grader/batch.py"):
-        assert "zipsafe.member_problem" in (PROJECT / path).read_text()
+        text = (PROJECT / path).read_text()
+        assert "zipsafe.member_problem" in text and "zipsafe.entry_name" in text and "zipsafe.disk_name" in text
+        assert "def _disk_name" not in text and "def _is_junk" not in text     # no second copy
 
 
 def test_automatic_totals_have_one_definition():

@@ -67,7 +67,7 @@ def test_ordinary_student_code_is_not_flagged(code):
 def test_no_example_submission_is_flagged(tmp_path):
     """The reference, the alternative solution and every seeded-bug mutant are clean."""
     for example in list_examples("a2"):
-        sub = load_submission(materialize(example, tmp_path / "subs"), tmp_path / "ws" / example.name)
+        sub = load_submission(materialize(example, tmp_path / "subs"), tmp_path / "ws" / example.name, assignment="a2")
         assert scan_files(sub.workspace.glob("*.py")) == [], example.name
 
 
