@@ -1,6 +1,6 @@
 """Grade a whole class: a folder or zip of submissions in, a gradebook and feedback out.
 
-    grader batch INPUT --assignment a2 --out DIR [--workers N] ...
+    grader batch INPUT --assignment NAME --out DIR [--workers N] ...
 
 1. **Entries.** Each top-level file or folder of INPUT (a folder, or a zip such as an LMS's zip of
    zips) is one student. A single wrapper folder holding only archives and folders is looked

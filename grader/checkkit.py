@@ -62,7 +62,7 @@ class Run:
 
     def trust_facts(self) -> None:
         """Call before scoring a fact the worker reported rather than an answer compared with gold
-        (an output shape, layer types or sizes, a completion's length, the dilation it passed):
+        (an output shape, layer types or sizes, a completion's length, an argument it passed):
         student code runs in the worker, and code that reaches into the worker (grader.tamper) can
         make it report anything, so such a submission earns nothing from those facts."""
         found = self.context.get("tampering") or []

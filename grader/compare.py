@@ -54,7 +54,7 @@ def allclose(found: np.ndarray, expected: np.ndarray, rtol: float = 1e-4, atol: 
 
 @comparator("accuracy")
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> Comparison:
-    """Percentage of positions where the prediction equals the label (pixels, for colourization)."""
+    """Percentage of positions where the prediction equals the label (e.g. pixels, for a per-pixel classifier)."""
     if tuple(pred.shape) != tuple(labels.shape):
         return Comparison(False, f"predictions of shape {list(pred.shape)}, expected {list(labels.shape)}")
     return Comparison(True, value=float(100.0 * np.mean(pred.astype(np.int64) == labels.astype(np.int64))))

@@ -194,7 +194,7 @@ class Ledger:
     """Grace days spent per student and assignment, in a JSON file:
 
     {"format": "dl-grader grace-day ledger", "version": 1,
-     "spent": {"CS17BTECH11001": {"a1": 3, "a2": 2}}}
+     "spent": {"CS17BTECH11001": {"hw1": 3, "hw2": 2}}}
 
     TAs may add assignments graded elsewhere by hand (same shape)."""
 

@@ -14,6 +14,7 @@ paths are relative to the folder:
     reference = "reference"            # the reference solution, graded to make gold
     submissions = "submissions"        # examples: the reference, mutants with expected.json
     answers_template = "answers.toml"  # optional: what `grader answers-template` prints
+    default = true                     # optional: the CLI's pack when no --assignment is given
     reference_files = ["tiny.py"]      # what a mutant with base = "reference" starts from
 
     [hooks]                            # optional, each "file.py:function" of the pack
@@ -58,11 +59,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 BUILTIN_ROOT = PROJECT / "rubric"
 MANIFEST = "pack.toml"
 ENV_PATH = "GRADER_PACKS"
+ENV_DEFAULT = "GRADER_ASSIGNMENT"       # the CLI's default pack (see default_assignment)
 # Modules of the worker runtime a pack's probe module must not replace.
 _RUNTIME_NAMES = {p.stem for p in (Path(__file__).parent / "worker").glob("*.py")}
 KEYS = {"name", "title", "rubric", "plan", "roles", "inputs", "derive", "checks", "worker", "reference",
         "submissions", "answers_template", "reference_files", "hooks", "provided", "student_gold",
-        "examples", "gold_manifest", "profile_help", "data_help"}
+        "examples", "gold_manifest", "profile_help", "data_help", "default"}
 HOOKS = ("feedback_picture", "cost", "same_model")
 
 
@@ -226,12 +228,34 @@ def find(assignment: str | os.PathLike) -> Path:
                     f"folder's path, or add its parent folder to ${ENV_PATH})")
 
 
-def _manifest_name(folder: Path) -> str | None:
+def _manifest(folder: Path) -> dict:
     try:
         with (folder / MANIFEST).open("rb") as fh:
-            return tomllib.load(fh).get("name")
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
-        return None
+        return {}
+
+
+def _manifest_name(folder: Path) -> str | None:
+    return _manifest(folder).get("name")
+
+
+def builtin_names() -> list[str]:
+    """The built-in packs (folders of `rubric/` holding a pack.toml), in name order."""
+    return sorted(p.parent.name for p in BUILTIN_ROOT.glob(f"*/{MANIFEST}"))
+
+
+def default_assignment() -> str | None:
+    """The pack the command line grades when no --assignment is given: $GRADER_ASSIGNMENT, else
+    the built-in pack whose manifest says `default = true`, else the only built-in pack; None
+    when that leaves none (or several). Library functions never default: they take the pack."""
+    if os.environ.get(ENV_DEFAULT):
+        return os.environ[ENV_DEFAULT]
+    names = builtin_names()
+    marked = [n for n in names if _manifest(BUILTIN_ROOT / n).get("default") is True]
+    if len(marked) == 1:
+        return marked[0]
+    return names[0] if len(names) == 1 and not marked else None
 
 
 def load(assignment: str | os.PathLike) -> Pack:
@@ -277,6 +301,8 @@ def _read(root: Path) -> Pack:
     unknown = set(raw) - KEYS
     if unknown:
         raise PackError(f"{where}: unknown keys {sorted(unknown)} (a pack knows {', '.join(sorted(KEYS))})")
+    if not isinstance(raw.get("default", False), bool):
+        raise PackError(f"{where}: `default` must be true or false")
     name = raw.get("name")
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise PackError(f"{where}: `name` must be a Python identifier (it names the worker's probe module), "

@@ -29,18 +29,18 @@ STARTUP_S = 120.0   # importing torch in a cold worker can take a while on a loa
 
 @dataclass
 class ProbeSpec:
-    key: str                       # stable name of this request, e.g. "cnn_fwd/k3-f16-c24-i1"
+    key: str                       # stable name of this request, e.g. "model_fwd/k3-f16"
     probe: str                     # a name in the worker's PROBES registry
-    role: str                      # the submission file it needs: colourization | rnn
+    role: str                      # the submission file it needs: one of the pack's roles
     args: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)   # inputs sent to the worker (never gold outputs)
     timeout: float = 60.0
     reuse_if: str | None = None    # a probe whose match with gold lets the reference's answer stand
-    # The part of the student's code this probe runs (e.g. "CNN": its constructor and forward).
+    # The part of the student's code this probe runs (e.g. "Model": its constructor and forward).
     # When a probe of a part runs past its timeout before any probe of that part has finished, the
     # part hangs whatever its inputs (a constructor that never returns): its other probes fail at
     # once with the same message instead of each waiting out its own timeout. A part that has
-    # already answered once hangs only on some inputs (e.g. kernel 5): its other probes still run.
+    # already answered once hangs only on some inputs (e.g. one larger size): its other probes still run.
     # `hang_marks_part=False` for probes whose timeout may be the budget's (training), not the part's.
     part: str | None = None
     hang_marks_part: bool = True

@@ -27,7 +27,7 @@ class RubricError(Exception):
 
 @dataclass
 class Check:
-    name: str                     # "test_architecture.py::test_cnn_function"
+    name: str                     # "test_architecture.py::test_model_function"
     points: float
 
 

@@ -298,8 +298,8 @@ def _parse_error(text: str) -> SyntaxError | None:
 
 def syntax_message(exc: SyntaxError, filename: str, where: Callable[[int], str] | None = None,
                    lines: list[str] | None = None) -> str:
-    """`SyntaxError in colourization.py line 12: invalid syntax: `print x y` (Python 3 is required)`;
-    with `where`: `SyntaxError in colourization.ipynb, cell 7, line 3: ...`."""
+    """`SyntaxError in model.py line 12: invalid syntax: `print x y` (Python 3 is required)`;
+    with `where`: `SyntaxError in model.ipynb, cell 7, line 3: ...`."""
     lineno = exc.lineno or 0
     place = f", {where(lineno)}" if where else f" line {lineno}"
     text = (exc.text or "").strip()

@@ -1,7 +1,7 @@
 """Find code that reaches into the grader's worker (trusted side: the source is parsed, never run).
 
 A submission's code runs inside the worker process, so it can reach the worker's own code and
-state: the probe registry (`sys.modules["graderworker.a2"]`), the request being served (the
+state: the probe registry (`sys.modules["graderworker.<pack>"]`), the request being served (the
 caller's frames), the answer pipe (an inherited file descriptor), or the functions the probes call
 (builtins, numpy, torch). Through them it can make its worker report facts its own code does not
 have: an output shape, the layer types, a completion's length. Answers compared with gold cannot be
