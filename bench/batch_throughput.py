@@ -165,7 +165,7 @@ def _setup(profile_name: str):
 
         from grader import gold as goldmod
         from grader import rubric as rubricmod
-        from grader.reuse import reference_stands
+        from grader.probes.reuse import reference_stands
 
         torch.set_num_threads(1)
         rubric = rubricmod.load("a2")
@@ -189,7 +189,7 @@ def _warm(profile_name: str) -> None:
 def compute_one(path: str, profile_name: str) -> float:
     """Seconds of one submission's probe functions, called in this process (no sandbox, no worker,
     no checks), with the grader's reuse of the reference's training."""
-    from grader.intake import load_submission
+    from grader.intake.unpack import load_submission
     from grader.records import ProbeResult
     from grader.worker.main import Context
 

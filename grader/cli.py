@@ -10,7 +10,7 @@ from . import gold as goldmod
 from . import pack as packmod
 from . import rubric as rubricmod
 from .pipeline import Options, grade
-from .report import table
+from .report.results import table
 
 
 def _data(arg: str | None) -> Path | None:
@@ -75,7 +75,7 @@ def cmd_check(args) -> int:
 def _gold(args) -> Path | None:
     if getattr(args, "gold", None):
         return Path(args.gold)
-    from .bundle import bundled_gold
+    from .report.bundle import bundled_gold
 
     return bundled_gold(args.assignment, args.profile)
 
@@ -92,7 +92,7 @@ def cmd_gold(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from .bundle import build_student_bundle
+    from .report.bundle import build_student_bundle
 
     path = build_student_bundle(Path(args.out), args.assignment, args.profile, _data(args.data))
     print(f"student bundle written to {path}")
@@ -106,7 +106,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .batch import Settings, run
+    from .batch.classrun import Settings, run
 
     opt = lambda v: Path(v) if v else None
     return run(Settings(
@@ -120,7 +120,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_gradescope
+    from .report.export import export_gradescope
 
     path = export_gradescope(Path(args.out), args.assignment, args.profile, _data(args.data),
                              Path(args.gold) if args.gold else None)
@@ -131,7 +131,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_merge_manual(args) -> int:
-    from .batch import merge_manual
+    from .batch.classrun import merge_manual
 
     return merge_manual(Path(args.dir), Path(args.filled))
 

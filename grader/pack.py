@@ -6,7 +6,7 @@ paths are relative to the folder:
     name = "tiny"                      # an identifier: the assignment's name in records and caches
     rubric = "rubric.toml"             # items, points, visibility, profiles, params (grader.rubric)
     plan = "plan.py"                   # GROUPS: probe group name -> fn(profile, inputs, for_gold)
-    roles = "roles.py"                 # ROLES: what a submission provides (grader.roles.Role)
+    roles = "roles.py"                 # ROLES: what a submission provides (grader.intake.roles.Role)
     inputs = "inputs.py"               # make_inputs(rubric, profile, data) -> (arrays, meta)
     derive = "derive.py"               # derive(inputs, outputs) -> (arrays, meta)   (optional)
     checks = "checks"                  # pytest checks run on the trusted side
@@ -38,7 +38,7 @@ A pack's Python (plan, roles, inputs, derive, hooks) is staff code run on the tr
 built-in pack is imported as the package `rubric.<name>`; any other as a package of a name unique to
 its folder, so two packs never share modules. Its worker-side probe module is the only part of it
 that enters the worker: it is copied into the worker runtime as `graderworker.<name>`
-(see `worker_modules`, read by grader.sandbox.runtime_dir).
+(see `worker_modules`, read by grader.sandbox.launcher.runtime_dir).
 """
 from __future__ import annotations
 
@@ -404,7 +404,7 @@ def _validate_modules(pack: Pack, where: str) -> None:
 
 
 def _roles(pack: Pack) -> tuple:
-    from .roles import CODE, DATA, SCRIPT, Role
+    from .intake.roles import CODE, DATA, SCRIPT, Role
 
     try:
         module = pack.module(pack.roles_file)
@@ -412,7 +412,7 @@ def _roles(pack: Pack) -> tuple:
         raise PackError(f"{pack.name}: importing {pack.roles_file.name} failed: {type(exc).__name__}: {exc}") from None
     roles = tuple(getattr(module, "ROLES", ()))
     if not roles or not all(isinstance(r, Role) for r in roles):
-        raise PackError(f"{pack.name}: {pack.roles_file.name} must define ROLES, a non-empty tuple of grader.roles.Role")
+        raise PackError(f"{pack.name}: {pack.roles_file.name} must define ROLES, a non-empty tuple of grader.intake.roles.Role")
     names = [r.name for r in roles]
     if len(set(names)) != len(names):
         raise PackError(f"{pack.name}: {pack.roles_file.name} has duplicate role names: {names}")
@@ -442,7 +442,7 @@ def _ensure_package(pack: Pack) -> None:
 
 def worker_modules() -> dict[str, Path]:
     """Probe modules of the packs loaded in this process: `graderworker.<name>` <- the pack's
-    worker file (grader.sandbox.runtime_dir copies them in)."""
+    worker file (grader.sandbox.launcher.runtime_dir copies them in)."""
     with _LOCK:
         packs = [p for _, p in _LOADED.values()]
     return {p.name: p.worker_file for p in packs if p.worker_file is not None}

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# The roles a submission's files play are each assignment's own (grader.roles.Role, in its pack).
+# The roles a submission's files play are each assignment's own (grader.intake.roles.Role, in its pack).
 
 
 @dataclass

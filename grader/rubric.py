@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compare
+from .checks import compare
 from . import pack as packmod
 
 RUBRIC_ROOT = packmod.BUILTIN_ROOT

@@ -51,10 +51,10 @@ import grader.pipeline as pipeline
 from grader import gold as goldmod
 from grader import rubric as rubricmod
 from grader.examples import PROJECT, examples_root, expected, materialize
-from grader.intake import load_submission
-from grader.probing import ProbeSpec, run_plan
-from grader.report import result_dict, validate_result
-from grader.sandbox import Limits, Sandbox, processes_of_uid
+from grader.intake.unpack import load_submission
+from grader.probes.client import ProbeSpec, run_plan
+from grader.report.results import result_dict, validate_result
+from grader.sandbox.launcher import Limits, Sandbox, processes_of_uid
 
 ROOT = examples_root("a2") / "adversarial"
 CASES = sorted(p.parent for p in ROOT.glob("*/mutation.toml"))

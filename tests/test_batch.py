@@ -20,9 +20,9 @@ import pytest
 
 from classkit import (LOOP_AT_IMPORT, PROJECT, REFERENCE, SLEEP_AT_IMPORT, encrypted_zip, example_files,
                       grades, reference_files, run_batch, snapshot, write_zip, zip_bytes)
-from grader.batch import BatchError, Progress, collect
-from grader.images import read_png_size
-from grader.report import validate_result
+from grader.batch.classrun import BatchError, Progress, collect
+from grader.report.images import read_png_size
+from grader.report.results import validate_result
 
 PROBE_TIMEOUT = "8"          # a submission that loops when imported is stopped after this
 

@@ -23,11 +23,11 @@ import grader
 import test_sandbox as ts
 from classkit import example_files, grades, reference_files, run_batch, write_zip
 from grader import devices
-from grader.engine import Engine, ForkServer, WarmSandbox
-from grader.probecache import ProbeCache, workspace_digest
-from grader.probing import run_plan
-from grader.sandbox import Limits, Sandbox, processes_of_uid, project_paths
-from grader.slots import SlotPool
+from grader.sandbox.engine import Engine, ForkServer, WarmSandbox
+from grader.probes.cache import ProbeCache, workspace_digest
+from grader.probes.client import run_plan
+from grader.sandbox.launcher import Limits, Sandbox, processes_of_uid, project_paths
+from grader.sandbox.slots import SlotPool
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 isolated = pytest.mark.skipif(not ts.ISOLATED, reason="the warm engine needs root and bubblewrap")
@@ -264,7 +264,7 @@ def test_probe_cache_reuses_answers_for_the_same_content_only(server, tmp_path):
 
 @isolated
 def test_a_slot_is_held_only_while_a_worker_runs(server, tmp_path):
-    """grader/slots.py: a batch's grading threads share the worker slots; a submission answered
+    """grader/sandbox/slots.py: a batch's grading threads share the worker slots; a submission answered
     entirely by the probe cache runs no worker, so it is graded even while every slot is busy."""
     import concurrent.futures
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine import ForkServer, WarmSandbox
-from grader.probing import run_plan
-from grader.sandbox import Limits, Sandbox
+from grader.sandbox.engine import ForkServer, WarmSandbox
+from grader.probes.client import run_plan
+from grader.sandbox.launcher import Limits, Sandbox
 from rubric.a2 import plan
 
 TIMEOUT = 20.0    # a cold worker under load needs some seconds to import the submission

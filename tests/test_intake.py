@@ -1,4 +1,4 @@
-"""grader.intake and grader.locate on real zips, folders and notebooks built in tmp_path."""
+"""grader.intake.unpack and grader.intake.locate on real zips, folders and notebooks built in tmp_path."""
 from __future__ import annotations
 
 import io
@@ -14,10 +14,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from classkit import zip_bytes
-from grader.intake import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
-from grader.locate import FileEntry, locate, role_of_name
-from grader.roles import roles_for
-from grader.sourceprep import MISSING_HELPER
+from grader.intake.unpack import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
+from grader.intake.locate import FileEntry, locate, role_of_name
+from grader.intake.roles import roles_for
+from grader.intake.sourceprep import MISSING_HELPER
 
 COLOURIZATION = '''\
 import numpy as np
@@ -518,7 +518,7 @@ def test_submissions_differing_only_in_comments_give_byte_identical_workspaces(t
 def test_a_file_two_students_share_is_prepared_once_and_their_notes_stay_their_own(tmp_path, monkeypatch):
     """Intake memoises preparation on a file's bytes and name (a class shares the provided code);
     each student still gets their own workspace and notes."""
-    import grader.sourceprep as sourceprep
+    import grader.intake.sourceprep as sourceprep
 
     calls = []
     real = sourceprep.prepare

@@ -11,7 +11,7 @@ import pytest
 from grader import gold as goldmod
 from grader import rubric as rubricmod
 from grader.pipeline import Options, grade
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 PROJECT = Path(__file__).resolve().parent.parent
 REFERENCE = PROJECT / "submissions" / "a2" / "reference"
@@ -110,7 +110,7 @@ def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_pa
     PYTHONPATH must not be the one they get, in the warm check server as in a cold run."""
     from types import SimpleNamespace
 
-    from grader.engine import CheckServer
+    from grader.sandbox.engine import CheckServer
 
     stale = tmp_path / "stale" / "grader"
     stale.mkdir(parents=True)
@@ -167,7 +167,7 @@ def _run_folder(root: Path, answer: bytes) -> Path:
 
 
 def test_check_memo_key_is_the_run_folders_contents_not_its_place(tmp_path):
-    from grader.checks import CheckMemo
+    from grader.checks.runner import CheckMemo
 
     memo = CheckMemo()
     checks = rubricmod.load("a2").checks_dir
@@ -188,8 +188,8 @@ def test_a_copy_is_answered_by_the_probe_cache_and_the_check_memo_with_the_same_
     import shutil
     from types import SimpleNamespace
 
-    from grader.checks import CheckMemo
-    from grader.probecache import ProbeCache
+    from grader.checks.runner import CheckMemo
+    from grader.probes.cache import ProbeCache
 
     orig, copy = tmp_path / "orig", tmp_path / "copy"
     for dest in (orig, copy):

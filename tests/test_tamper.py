@@ -1,4 +1,4 @@
-"""The trusted side's static cross-checks of a submission's source: the tamper scan (grader.tamper)
+"""The trusted side's static cross-checks of a submission's source: the tamper scan (grader.intake.tamper)
 and the 'uses MyConv2d' check's search for torch convolutions (rubric.a2.sourcecheck)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from grader.examples import PROJECT, list_examples, materialize
-from grader.intake import load_submission
-from grader.tamper import scan, scan_files
+from grader.intake.unpack import load_submission
+from grader.intake.tamper import scan, scan_files
 from rubric.a2.sourcecheck import torch_convs_reached
 
 HEADER = "import os, sys, builtins, inspect, gc\nimport numpy as np\nimport torch\nimport torch.nn as nn\n" \
