@@ -165,7 +165,7 @@ def _setup(profile_name: str):
 
         from grader import gold as goldmod
         from grader import rubric as rubricmod
-        from grader.reuse import reference_stands
+        from grader.probes.reuse import reference_stands
 
         torch.set_num_threads(1)
         rubric = rubricmod.load("a2")
@@ -189,14 +189,15 @@ def _warm(profile_name: str) -> None:
 def compute_one(path: str, profile_name: str) -> float:
     """Seconds of one submission's probe functions, called in this process (no sandbox, no worker,
     no checks), with the grader's reuse of the reference's training."""
-    from grader.intake import load_submission
+    from grader.intake.unpack import load_submission
     from grader.records import ProbeResult
-    from grader.worker.a2 import PROBES
     from grader.worker.main import Context
+
+    PROBES = load_pack("a2").probe_module().PROBES
 
     specs, reuse = _setup(profile_name)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        sub = load_submission(Path(path), Path(tmp) / "ws")
+        sub = load_submission(Path(path), Path(tmp) / "ws", assignment="a2")
         if sub.error:
             return 0.0
         ctx = Context(sub.workspace, {r: p.name for r, p in sub.modules.items()})

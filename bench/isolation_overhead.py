@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.probing import ProbeSpec, run_plan  # noqa: E402
-from grader.sandbox import Sandbox, SandboxUnavailable  # noqa: E402
+from grader.probes.client import ProbeSpec, run_plan  # noqa: E402
+from grader.sandbox.launcher import Sandbox, SandboxUnavailable  # noqa: E402
 
 STUDENT = """\
 import torch, torch.nn as nn

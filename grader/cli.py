@@ -10,7 +10,7 @@ from . import gold as goldmod
 from . import pack as packmod
 from . import rubric as rubricmod
 from .pipeline import Options, grade
-from .report import table
+from .report.results import table
 
 
 def _data(arg: str | None) -> Path | None:
@@ -18,13 +18,19 @@ def _data(arg: str | None) -> Path | None:
     return Path(value).resolve() if value else None
 
 
-DEFAULT_ASSIGNMENT = "a2"       # the CLI's default pack; library functions take the assignment
+def _assignment(p: argparse.ArgumentParser) -> None:
+    """--assignment; its default is a setting, not a name written here (grader.pack.default_assignment):
+    library functions take the assignment, only the command line chooses one."""
+    now = packmod.default_assignment()
+    p.add_argument("--assignment", default=None,
+                   help=f"the assignment's pack: a built-in name ({', '.join(packmod.builtin_names()) or 'none'}), "
+                        f"a name on ${packmod.ENV_PATH}, or a pack folder's path (default: ${packmod.ENV_DEFAULT}, "
+                        f"else the built-in pack whose pack.toml says default = true"
+                        + (f"; now {now}" if now else "") + ")")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
-                   help=f"the assignment's pack: a built-in name, a name on ${packmod.ENV_PATH}, or a pack "
-                        f"folder's path (default: {DEFAULT_ASSIGNMENT})")
+    _assignment(p)
     p.add_argument("--profile", default="ci",
                    help="the rubric's profile (training budgets of the threshold checks; default: ci); "
                         "`grader profiles --assignment A` lists them")
@@ -35,7 +41,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _resolve(args) -> None:
     """--assignment as the pack's name (a pack given by its path is registered for this run and
     the processes it starts), and --profile checked against the pack's rubric."""
-    if getattr(args, "assignment", None) is not None:
+    if hasattr(args, "assignment"):
+        if args.assignment is None:
+            args.assignment = packmod.default_assignment()
+            if args.assignment is None:
+                raise packmod.PackError(
+                    f"no --assignment given and no default pack (set ${packmod.ENV_DEFAULT}, or mark one "
+                    f"built-in pack `default = true`); built-in packs: {', '.join(packmod.builtin_names())}")
         args.assignment = packmod.resolve(args.assignment)
         if getattr(args, "profile", None) is not None:
             rubricmod.load(args.assignment).profile(args.profile)
@@ -63,7 +75,7 @@ def cmd_check(args) -> int:
 def _gold(args) -> Path | None:
     if getattr(args, "gold", None):
         return Path(args.gold)
-    from .bundle import bundled_gold
+    from .report.bundle import bundled_gold
 
     return bundled_gold(args.assignment, args.profile)
 
@@ -80,7 +92,7 @@ def cmd_gold(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from .bundle import build_student_bundle
+    from .report.bundle import build_student_bundle
 
     path = build_student_bundle(Path(args.out), args.assignment, args.profile, _data(args.data))
     print(f"student bundle written to {path}")
@@ -94,7 +106,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .batch import Settings, run
+    from .batch.classrun import Settings, run
 
     opt = lambda v: Path(v) if v else None
     return run(Settings(
@@ -108,7 +120,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_gradescope
+    from .report.export import export_gradescope
 
     path = export_gradescope(Path(args.out), args.assignment, args.profile, _data(args.data),
                              Path(args.gold) if args.gold else None)
@@ -119,7 +131,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_merge_manual(args) -> int:
-    from .batch import merge_manual
+    from .batch.classrun import merge_manual
 
     return merge_manual(Path(args.dir), Path(args.filled))
 
@@ -241,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("profiles", help="list the profiles of an assignment's rubric")
-    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
+    _assignment(p)
     p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("answers-template", help="print the answers.toml template for students")
-    p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
+    _assignment(p)
     p.add_argument("--out")
     p.set_defaults(func=cmd_answers_template)
     return parser

@@ -163,8 +163,8 @@ def answers_template(assignment: str) -> str:
 def run_demo(out: Path, assignment: str, profile: str, data: Path | None, workers: int = 0) -> int:
     """Grade every bundled example with the batch engine (a gradebook in `out`), then check each
     against its expected.json."""
-    from .batch import Settings, path_entry, run
-    from .gradebook import load_result
+    from .batch.classrun import Settings, path_entry, run
+    from .report.gradebook import load_result
 
     out.mkdir(parents=True, exist_ok=True)
     subs = out / "submissions"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
-from .probing import ProbeSpec, run_plan
+from .probes import store
+from .probes.client import ProbeSpec, run_plan
 from .records import ProbeResult
-from .sandbox import Sandbox
+from .sandbox.launcher import Sandbox
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -164,7 +164,7 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
 
     With replace=False an `out` that appeared meanwhile (another process built the same gold
     into the cache) wins, and this build is discarded."""
-    from .intake import load_submission
+    from .intake.unpack import load_submission
 
     pack = rubric.pack
     if pack.reference is None:
@@ -207,7 +207,7 @@ def build(rubric, profile: dict, data: Path | None, out: Path, sandbox: Sandbox 
 
 
 def _limits(profile: dict):
-    from .sandbox import Limits
+    from .sandbox.launcher import Limits
 
     return Limits(probe_s=profile["probe_timeout"], submission_s=profile["submission_timeout"] * 4)
 

@@ -6,7 +6,7 @@ paths are relative to the folder:
     name = "tiny"                      # an identifier: the assignment's name in records and caches
     rubric = "rubric.toml"             # items, points, visibility, profiles, params (grader.rubric)
     plan = "plan.py"                   # GROUPS: probe group name -> fn(profile, inputs, for_gold)
-    roles = "roles.py"                 # ROLES: what a submission provides (grader.roles.Role)
+    roles = "roles.py"                 # ROLES: what a submission provides (grader.intake.roles.Role)
     inputs = "inputs.py"               # make_inputs(rubric, profile, data) -> (arrays, meta)
     derive = "derive.py"               # derive(inputs, outputs) -> (arrays, meta)   (optional)
     checks = "checks"                  # pytest checks run on the trusted side
@@ -14,6 +14,7 @@ paths are relative to the folder:
     reference = "reference"            # the reference solution, graded to make gold
     submissions = "submissions"        # examples: the reference, mutants with expected.json
     answers_template = "answers.toml"  # optional: what `grader answers-template` prints
+    default = true                     # optional: the CLI's pack when no --assignment is given
     reference_files = ["tiny.py"]      # what a mutant with base = "reference" starts from
 
     [hooks]                            # optional, each "file.py:function" of the pack
@@ -37,7 +38,7 @@ A pack's Python (plan, roles, inputs, derive, hooks) is staff code run on the tr
 built-in pack is imported as the package `rubric.<name>`; any other as a package of a name unique to
 its folder, so two packs never share modules. Its worker-side probe module is the only part of it
 that enters the worker: it is copied into the worker runtime as `graderworker.<name>`
-(see `worker_modules`, read by grader.sandbox.runtime_dir).
+(see `worker_modules`, read by grader.sandbox.launcher.runtime_dir).
 """
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 BUILTIN_ROOT = PROJECT / "rubric"
 MANIFEST = "pack.toml"
 ENV_PATH = "GRADER_PACKS"
+ENV_DEFAULT = "GRADER_ASSIGNMENT"       # the CLI's default pack (see default_assignment)
 # Modules of the worker runtime a pack's probe module must not replace.
 _RUNTIME_NAMES = {p.stem for p in (Path(__file__).parent / "worker").glob("*.py")}
 KEYS = {"name", "title", "rubric", "plan", "roles", "inputs", "derive", "checks", "worker", "reference",
         "submissions", "answers_template", "reference_files", "hooks", "provided", "student_gold",
-        "examples", "gold_manifest", "profile_help", "data_help"}
+        "examples", "gold_manifest", "profile_help", "data_help", "default"}
 HOOKS = ("feedback_picture", "cost", "same_model")
 
 
@@ -166,6 +168,28 @@ class Pack:
             files.append((f"worker/{self.worker_file.name}", self.worker_file))
         return files
 
+    def probe_module(self):
+        """The pack's worker-side probe module imported here, on the trusted side, as a module of
+        the worker runtime (`grader.worker.<name>`: its relative imports find the runtime's loader),
+        for staff tests of a probe's helpers. Grading never does this: probes run in the worker."""
+        if self.worker_file is None:
+            raise PackError(f"pack {self.name} has no worker-side probes")
+        name = f"{__package__}.worker.{self.name}"
+        with _LOCK:
+            module = sys.modules.get(name)
+            if module is not None and getattr(module, "__file__", None) == str(self.worker_file):
+                return module
+            importlib.import_module(f"{__package__}.worker")
+            spec = importlib.util.spec_from_file_location(name, self.worker_file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            return module
+
 
 # --------------------------------------------------------------------------------------------------
 # Finding and loading
@@ -206,12 +230,34 @@ def find(assignment: str | os.PathLike) -> Path:
                     f"folder's path, or add its parent folder to ${ENV_PATH})")
 
 
-def _manifest_name(folder: Path) -> str | None:
+def _manifest(folder: Path) -> dict:
     try:
         with (folder / MANIFEST).open("rb") as fh:
-            return tomllib.load(fh).get("name")
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
-        return None
+        return {}
+
+
+def _manifest_name(folder: Path) -> str | None:
+    return _manifest(folder).get("name")
+
+
+def builtin_names() -> list[str]:
+    """The built-in packs (folders of `rubric/` holding a pack.toml), in name order."""
+    return sorted(p.parent.name for p in BUILTIN_ROOT.glob(f"*/{MANIFEST}"))
+
+
+def default_assignment() -> str | None:
+    """The pack the command line grades when no --assignment is given: $GRADER_ASSIGNMENT, else
+    the built-in pack whose manifest says `default = true`, else the only built-in pack; None
+    when that leaves none (or several). Library functions never default: they take the pack."""
+    if os.environ.get(ENV_DEFAULT):
+        return os.environ[ENV_DEFAULT]
+    names = builtin_names()
+    marked = [n for n in names if _manifest(BUILTIN_ROOT / n).get("default") is True]
+    if len(marked) == 1:
+        return marked[0]
+    return names[0] if len(names) == 1 and not marked else None
 
 
 def load(assignment: str | os.PathLike) -> Pack:
@@ -257,13 +303,13 @@ def _read(root: Path) -> Pack:
     unknown = set(raw) - KEYS
     if unknown:
         raise PackError(f"{where}: unknown keys {sorted(unknown)} (a pack knows {', '.join(sorted(KEYS))})")
+    if not isinstance(raw.get("default", False), bool):
+        raise PackError(f"{where}: `default` must be true or false")
     name = raw.get("name")
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise PackError(f"{where}: `name` must be a Python identifier (it names the worker's probe module), "
                         f"not {name!r}")
-    own_worker = (Path(__file__).resolve().parent / "worker" / f"{name}.py")
-    if name in sys.stdlib_module_names or (
-            name in _RUNTIME_NAMES and (root / str(raw.get("worker", ""))).resolve() != own_worker):
+    if name in sys.stdlib_module_names or name in _RUNTIME_NAMES:
         raise PackError(f"{where}: the name {name!r} is taken by the worker runtime or Python; choose another")
 
     def path(key: str, required: bool = True, default: str | None = None, kind: str = "file",
@@ -360,7 +406,7 @@ def _validate_modules(pack: Pack, where: str) -> None:
 
 
 def _roles(pack: Pack) -> tuple:
-    from .roles import CODE, DATA, SCRIPT, Role
+    from .intake.roles import CODE, DATA, SCRIPT, Role
 
     try:
         module = pack.module(pack.roles_file)
@@ -368,7 +414,7 @@ def _roles(pack: Pack) -> tuple:
         raise PackError(f"{pack.name}: importing {pack.roles_file.name} failed: {type(exc).__name__}: {exc}") from None
     roles = tuple(getattr(module, "ROLES", ()))
     if not roles or not all(isinstance(r, Role) for r in roles):
-        raise PackError(f"{pack.name}: {pack.roles_file.name} must define ROLES, a non-empty tuple of grader.roles.Role")
+        raise PackError(f"{pack.name}: {pack.roles_file.name} must define ROLES, a non-empty tuple of grader.intake.roles.Role")
     names = [r.name for r in roles]
     if len(set(names)) != len(names):
         raise PackError(f"{pack.name}: {pack.roles_file.name} has duplicate role names: {names}")
@@ -397,24 +443,21 @@ def _ensure_package(pack: Pack) -> None:
 # --------------------------------------------------------------------------------------------------
 
 def worker_modules() -> dict[str, Path]:
-    """Probe modules of the packs loaded in this process that the worker runtime lacks:
-    `graderworker.<name>` <- the pack's worker file (grader.sandbox.runtime_dir copies them in)."""
-    own = Path(__file__).resolve().parent / "worker"
+    """Probe modules of the packs loaded in this process: `graderworker.<name>` <- the pack's
+    worker file (grader.sandbox.launcher.runtime_dir copies them in)."""
     with _LOCK:
         packs = [p for _, p in _LOADED.values()]
-    return {p.name: p.worker_file for p in packs
-            if p.worker_file is not None and p.worker_file != own / f"{p.name}.py"}
+    return {p.name: p.worker_file for p in packs if p.worker_file is not None}
 
 
 def worker_digest(assignment: str) -> str:
-    """A digest of the pack's probe module when it lives outside the worker runtime (the probe
-    cache's key must change with it); "" for a pack whose probes are the runtime's own."""
+    """A digest of the pack's probe module (the probe cache's key must change with it); "" for a
+    pack without probes of its own."""
     try:
         pack = load(assignment)
     except PackError:
         return ""
-    own = Path(__file__).resolve().parent / "worker"
-    if pack.worker_file is None or pack.worker_file == own / f"{pack.name}.py":
+    if pack.worker_file is None:
         return ""
     return hashlib.sha256(pack.worker_file.read_bytes()).hexdigest()
 
@@ -424,11 +467,8 @@ def install_worker_modules(runtime_package: Path) -> None:
     without probes of its own gets an empty registry (its script probes are the runtime's)."""
     with _LOCK:
         packs = [p for _, p in _LOADED.values()]
-    own = Path(__file__).resolve().parent / "worker"
     for pack in packs:
         target = runtime_package / f"{pack.name}.py"
-        if pack.worker_file == own / f"{pack.name}.py":
-            continue
         if pack.worker_file is None:
             text = f'"""The {pack.name} pack has no probes of its own."""\nPROBES: dict = {{}}\n'
         else:

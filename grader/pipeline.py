@@ -14,23 +14,23 @@ from pathlib import Path
 
 from . import gold as goldmod
 from . import rubric as rubricmod
-from . import tamper
-from .checks import run_checks
-from .intake import load_submission
-from .roles import DATA, roles_for
-from .probecache import ProbeCache
-from .probing import run_plan
-from .reuse import reference_stands
+from .intake import tamper
+from .checks.runner import run_checks
+from .intake.unpack import load_submission
+from .intake.roles import DATA, roles_for
+from .probes.cache import ProbeCache
+from .probes.client import run_plan
+from .probes.reuse import reference_stands
 from .records import GradeReport
-from .report import write_reports
-from .sandbox import Limits, Sandbox
-from .scoring import deferred_items, error_scores, score
-from .store import save_results
+from .report.results import write_reports
+from .sandbox.launcher import Limits, Sandbox
+from .checks.scoring import deferred_items, error_scores, score
+from .probes.store import save_results
 
 
 @dataclass
 class Options:
-    assignment: str = "a2"
+    assignment: str                   # the pack's name (grader.pack); the CLI chooses a default
     profile: str = "ci"
     visible_only: bool = False
     data: Path | None = None          # a course data folder; None = the embedded default
@@ -54,7 +54,7 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
     """`keep(results, gold)`, if given, is called with the probe answers before the run folder is
     removed (the batch keeps the arrays of its feedback pictures this way).
 
-    `engine` (grader.engine.Engine), if given, supplies the warm check server and the probe cache;
+    `engine` (grader.sandbox.engine.Engine), if given, supplies the warm check server and the probe cache;
     `sandbox` may then be a WarmSandbox, whose workspaces live under its `workspace_parent`."""
     started = time.monotonic()
     rubric = rubricmod.load(opts.assignment)

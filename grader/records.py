@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# The roles a submission's files play are each assignment's own (grader.roles.Role, in its pack).
+# The roles a submission's files play are each assignment's own (grader.intake.roles.Role, in its pack).
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Submission:
 class ProbeResult:
     """What the worker answered to one probe request: plain arrays and JSON metadata, or an error."""
 
-    key: str                                      # the probe request's stable key, e.g. "cnn_fwd/0"
+    key: str                                      # the probe request's stable key, e.g. "model_fwd/0"
     ok: bool
     arrays: dict[str, Any] = field(default_factory=dict)   # name -> numpy array (never pickled)
     meta: dict[str, Any] = field(default_factory=dict)     # small JSON-safe facts (shapes, names)
@@ -48,7 +48,7 @@ class ProbeResult:
 class CheckResult:
     """One pytest check's outcome on the trusted side."""
 
-    name: str                                     # "test_q2a_cnn.py::test_output_shapes"
+    name: str                                     # "test_q1_model.py::test_output_shapes"
     outcome: str                                  # passed | failed | error | skipped
     message: str = ""
 

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compare
+from .checks import compare
 from . import pack as packmod
 
 RUBRIC_ROOT = packmod.BUILTIN_ROOT
@@ -27,7 +27,7 @@ class RubricError(Exception):
 
 @dataclass
 class Check:
-    name: str                     # "test_architecture.py::test_cnn_function"
+    name: str                     # "test_architecture.py::test_model_function"
     points: float
 
 

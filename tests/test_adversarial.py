@@ -51,10 +51,10 @@ import grader.pipeline as pipeline
 from grader import gold as goldmod
 from grader import rubric as rubricmod
 from grader.examples import PROJECT, examples_root, expected, materialize
-from grader.intake import load_submission
-from grader.probing import ProbeSpec, run_plan
-from grader.report import result_dict, validate_result
-from grader.sandbox import Limits, Sandbox, processes_of_uid
+from grader.intake.unpack import load_submission
+from grader.probes.client import ProbeSpec, run_plan
+from grader.report.results import result_dict, validate_result
+from grader.sandbox.launcher import Limits, Sandbox, processes_of_uid
 
 ROOT = examples_root("a2") / "adversarial"
 CASES = sorted(p.parent for p in ROOT.glob("*/mutation.toml"))
@@ -194,7 +194,7 @@ def points(report) -> dict:
 
 def canary_probe(box: Sandbox, gold, tmp: Path) -> None:
     """The next submission is graded by the same sandbox: an honest probe on the reference."""
-    sub = load_submission(REFERENCE, tmp / "canary_ws", student="canary")
+    sub = load_submission(REFERENCE, tmp / "canary_ws", student="canary", assignment="a2")
     ref = gold.outputs[CANARY_KEY]
     args = dict(model="CNN", kernel=3, nf=16, nc=24, cin=1, seed=0, batch=3)
     [result] = run_plan([ProbeSpec(CANARY_KEY, "model_forward", "colourization", args)],

@@ -20,9 +20,9 @@ import pytest
 
 from classkit import (LOOP_AT_IMPORT, PROJECT, REFERENCE, SLEEP_AT_IMPORT, encrypted_zip, example_files,
                       grades, reference_files, run_batch, snapshot, write_zip, zip_bytes)
-from grader.batch import BatchError, Progress, collect
-from grader.images import read_png_size
-from grader.report import validate_result
+from grader.batch.classrun import BatchError, Progress, collect
+from grader.report.images import read_png_size
+from grader.report.results import validate_result
 
 PROBE_TIMEOUT = "8"          # a submission that loops when imported is stopped after this
 
@@ -196,13 +196,13 @@ def test_ids_duplicates_and_lms_folders(tmp_path):
     (cls / "Ravi Kumar_23456_assignsubmission_file_" / "a.py").write_text("")
     (cls / "Ravi Kumar_23456_assignsubmission_file_" / "b.py").write_text("")
     (cls / ".DS_Store").write_text("")
-    entries, warnings, _ = collect(cls)
+    entries, warnings, _ = collect(cls, assignment="a2")
     ids = {e.name: e.student for e in entries}
     assert ids == {"Asha Rao_12345_assignsubmission_file_": "CS17BTECH11009-2",   # the longer name
                    "cs17btech11009-a2.ipynb": "CS17BTECH11009",
                    "Ravi Kumar_23456_assignsubmission_file_": "Ravi_Kumar_23456"}
     assert any("duplicate student id CS17BTECH11009" in w for w in warnings)
-    again, _, _ = collect(cls)                                    # stable
+    again, _, _ = collect(cls, assignment="a2")                                    # stable
     assert [(e.student, e.name) for e in again] == [(e.student, e.name) for e in entries]
 
 
@@ -214,7 +214,7 @@ def test_zip_of_zips_with_wrapper_folder(tmp_path):
         "__MACOSX/A2 submissions/._x": b"",
         "A2 submissions/../../escape.zip": b"",
     })
-    entries, warnings, zpath = collect(lms)
+    entries, warnings, zpath = collect(lms, assignment="a2")
     assert zpath == str(lms)
     got = {e.student: (e.name, e.error is not None) for e in entries}
     assert got["CS17BTECH11001"] == ("CS17BTECH11001_Assign2.zip", False)
@@ -244,7 +244,7 @@ def test_an_alternative_solution_that_must_be_trained(tmp_path, request):
 def test_one_students_submission_is_not_taken_for_a_class(tmp_path):
     write_zip(tmp_path / "CS17BTECH11001_Assign2.zip", reference_files())
     with pytest.raises(BatchError, match="looks like one student's submission"):
-        collect(tmp_path / "CS17BTECH11001_Assign2.zip")
+        collect(tmp_path / "CS17BTECH11001_Assign2.zip", assignment="a2")
     proc = run_batch(REFERENCE, "--out", tmp_path / "out")
     assert proc.returncode == 2 and "grader grade" in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from grader import rubric as rubricmod
-from grader.bundle import build_student_bundle
+from grader.report.bundle import build_student_bundle
 from grader.examples import materialize
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from grader import compare
+from grader.checks import compare
 
 
 def test_registry_names():

@@ -16,7 +16,7 @@ import pytest
 from classkit import PROJECT, run_cli
 from grader.examples import examples_root, expected, materialize
 from grader.pack import load as load_pack
-from grader.export import unpack
+from grader.report.export import unpack
 
 DOCKERFILES = [PROJECT / "docker" / "Dockerfile", PROJECT / "docker" / "Dockerfile.cpu"]
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",

@@ -23,11 +23,11 @@ import grader
 import test_sandbox as ts
 from classkit import example_files, grades, reference_files, run_batch, write_zip
 from grader import devices
-from grader.engine import Engine, ForkServer, WarmSandbox
-from grader.probecache import ProbeCache, workspace_digest
-from grader.probing import run_plan
-from grader.sandbox import Limits, Sandbox, processes_of_uid, project_paths
-from grader.slots import SlotPool
+from grader.sandbox.engine import Engine, ForkServer, WarmSandbox
+from grader.probes.cache import ProbeCache, workspace_digest
+from grader.probes.client import run_plan
+from grader.sandbox.launcher import Limits, Sandbox, processes_of_uid, project_paths
+from grader.sandbox.slots import SlotPool
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 isolated = pytest.mark.skipif(not ts.ISOLATED, reason="the warm engine needs root and bubblewrap")
@@ -37,7 +37,7 @@ isolated = pytest.mark.skipif(not ts.ISOLATED, reason="the warm engine needs roo
 def server():
     if not ts.ISOLATED:
         pytest.skip("the warm engine needs root and bubblewrap")
-    fs = ForkServer(Sandbox(quiet=True)).start()
+    fs = ForkServer(Sandbox(quiet=True), ("a2",)).start()
     yield fs
     fs.close()
 
@@ -118,7 +118,7 @@ def warm_recon(tmp_path_factory):
     os.environ["GRADER_SECRET_TOKEN"] = token
     os.environ["GRADER_CACHE"] = str(cache)
     base = Sandbox(hide=[gold, out, course / "gold"], readonly=[course], quiet=True)
-    fs = ForkServer(base).start()
+    fs = ForkServer(base, ("a2",)).start()
     try:
         other = ts.student(in_root(fs, "other_student"), f"SECRET = {token!r}\n")
         cfg = {"project_roots": [str(p) for p in project_paths() if (p / "reference").is_dir()]
@@ -191,7 +191,7 @@ def test_forked_worker_sees_only_its_own_workspace_in_the_shared_folder(warm_rec
 def test_a_dead_zygote_means_cold_workers_not_a_failed_batch(tmp_path):
     """If the zygote dies, its workers die with its pid namespace; the next launch is cold."""
     base = Sandbox(quiet=True)
-    fs = ForkServer(base).start()
+    fs = ForkServer(base, ("a2",)).start()
     box = WarmSandbox(base, fs, log=lambda m: None)
     try:
         ws = ts.student(in_root(fs))
@@ -264,7 +264,7 @@ def test_probe_cache_reuses_answers_for_the_same_content_only(server, tmp_path):
 
 @isolated
 def test_a_slot_is_held_only_while_a_worker_runs(server, tmp_path):
-    """grader/slots.py: a batch's grading threads share the worker slots; a submission answered
+    """grader/sandbox/slots.py: a batch's grading threads share the worker slots; a submission answered
     entirely by the probe cache runs no worker, so it is graded even while every slot is busy."""
     import concurrent.futures
 

@@ -9,7 +9,7 @@ import pytest
 
 from grader.examples import ExampleError, examples_root, expected, list_examples, materialize
 from grader.pipeline import Options, grade
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 EXAMPLES = list_examples("a2")
 
@@ -24,7 +24,7 @@ def test_there_are_enough_examples():
 def test_example_scores_as_expected(example, tmp_path):
     want = expected(example)
     path = materialize(example, tmp_path / "subs")
-    report = grade(path, Options(student=example.name), tmp_path / "out", log=lambda m: None)
+    report = grade(path, Options("a2", student=example.name), tmp_path / "out", log=lambda m: None)
     assert validate_result(json.loads((tmp_path / "out" / "result.json").read_text())) == []
     got = {i.id: i.points for i in report.items if i.status != "manual"}
     diff = {k: (got.get(k), v) for k, v in want.items() if k != "_status" and abs(got.get(k, -1) - v) > 1e-9}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.engine import ForkServer, WarmSandbox
-from grader.probing import run_plan
-from grader.sandbox import Limits, Sandbox
+from grader.sandbox.engine import ForkServer, WarmSandbox
+from grader.probes.client import run_plan
+from grader.sandbox.launcher import Limits, Sandbox
 from rubric.a2 import plan
 
 TIMEOUT = 20.0    # a cold worker under load needs some seconds to import the submission
@@ -58,7 +58,7 @@ def test_hanging_constructor_fails_fast_in_a_cold_sandbox(tmp_path):
 
 @pytest.fixture(scope="module")
 def server():
-    fs = ForkServer(Sandbox(quiet=True)).start()
+    fs = ForkServer(Sandbox(quiet=True), ("a2",)).start()
     yield fs
     fs.close()
 

@@ -1,4 +1,4 @@
-"""grader.intake and grader.locate on real zips, folders and notebooks built in tmp_path."""
+"""grader.intake.unpack and grader.intake.locate on real zips, folders and notebooks built in tmp_path."""
 from __future__ import annotations
 
 import io
@@ -14,10 +14,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from classkit import zip_bytes
-from grader.intake import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
-from grader.locate import FileEntry, locate, role_of_name
-from grader.roles import roles_for
-from grader.sourceprep import MISSING_HELPER
+from grader.intake.unpack import IntakeError, ZipLimits, _Unpacker, load_submission, student_id_from_name
+from grader.intake.locate import FileEntry, locate, role_of_name
+from grader.intake.roles import roles_for
+from grader.intake.sourceprep import MISSING_HELPER
 
 COLOURIZATION = '''\
 import numpy as np
@@ -76,6 +76,7 @@ def intake(tmp_path: Path, source: Path, **kwargs):
     """Run intake; assert that nothing was written outside the workspace and .raw/ is gone."""
     workspace = tmp_path / "ws"
     before = snapshot(tmp_path)
+    kwargs.setdefault("assignment", "a2")
     sub = load_submission(source, workspace, **kwargs)
     after = {p for p in snapshot(tmp_path) if p != "ws" and not p.startswith("ws" + os.sep)}
     assert after == before, "intake wrote outside its workspace"
@@ -134,13 +135,13 @@ def test_folder_py_and_ipynb_inputs(tmp_path):
 
     script = tmp_path / "min_char_rnn.py"
     script.write_text(RNN)
-    sub = load_submission(script, tmp_path / "ws2")
+    sub = load_submission(script, tmp_path / "ws2", assignment="a2")
     assert sub.error is None and set(sub.modules) == {"rnn"} and sub.student == "min_char_rnn"
 
     nb = tmp_path / "CS17B1002_colourization.ipynb"
     nb.write_text(nb_text("%matplotlib inline\nimport torch", "class CNN(object):\n    pass",
                           "cnn = train(args)"))
-    sub = load_submission(nb, tmp_path / "ws3")
+    sub = load_submission(nb, tmp_path / "ws3", assignment="a2")
     assert sub.error is None and sub.student == "CS17B1002"
     text = notes(sub)
     assert "cell 2, line 1: `%matplotlib inline`" in text and "cell 4, line 1 `cnn = train(args)`" in text
@@ -153,13 +154,13 @@ def test_workspace_must_be_new_or_empty_and_path_must_exist(tmp_path):
     (ws / "old.py").write_text("x = 1")
     source = write_zip(tmp_path / "a.zip", {"colourization.py": "x = 1"})
     with pytest.raises(ValueError):
-        load_submission(source, ws)
+        load_submission(source, ws, assignment="a2")
     with pytest.raises(FileNotFoundError):
-        load_submission(tmp_path / "missing.zip", tmp_path / "ws2")
+        load_submission(tmp_path / "missing.zip", tmp_path / "ws2", assignment="a2")
     folder = tmp_path / "sub"
     folder.mkdir()
     with pytest.raises(ValueError):
-        load_submission(folder, folder / "ws")
+        load_submission(folder, folder / "ws", assignment="a2")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,9 +263,9 @@ def test_headers_that_lie_are_caught(tmp_path):
     assert "corrupt" in sub.error and "colourization.py" in sub.error
     huge = tmp_path / "huge.zip"                             # declares 3 GB: refused before extracting
     huge.write_bytes(_patch_sizes(honest, 3 * 2**30))
-    sub = load_submission(huge, tmp_path / "ws2")
+    sub = load_submission(huge, tmp_path / "ws2", assignment="a2")
     assert "zip bomb" in sub.error
-    sub = load_submission(huge, tmp_path / "ws3", limits=ZipLimits(max_ratio=1e12))
+    sub = load_submission(huge, tmp_path / "ws3", limits=ZipLimits(max_ratio=1e12), assignment="a2")
     assert "the limit for one file is 50.0 MiB" in sub.error
 
 
@@ -307,23 +308,23 @@ def test_corrupt_archives(tmp_path):
         damaged[i] ^= 0xFF
     path = tmp_path / "damaged.zip"
     path.write_bytes(bytes(damaged))
-    sub = load_submission(path, tmp_path / "ws2")
+    sub = load_submission(path, tmp_path / "ws2", assignment="a2")
     assert "corrupt" in sub.error and "Create the zip again" in sub.error
 
     rar = tmp_path / "CS17B1001_Assign2.zip"
     rar.write_bytes(b"Rar!\x1a\x07\x00" + b"\x00" * 100)
-    assert "it is a RAR file" in load_submission(rar, tmp_path / "ws3").error
+    assert "it is a RAR file" in load_submission(rar, tmp_path / "ws3", assignment="a2").error
     other = tmp_path / "submission.rar"
     other.write_bytes(b"Rar!\x1a\x07\x00")
-    assert "expected a .zip, .py or .ipynb file" in load_submission(other, tmp_path / "ws4").error
+    assert "expected a .zip, .py or .ipynb file" in load_submission(other, tmp_path / "ws4", assignment="a2").error
 
 
 def test_empty_submissions(tmp_path):
     assert "empty" in intake(tmp_path, write_zip(tmp_path / "a.zip", {})).error
     only_junk = write_zip(tmp_path / "b.zip", {"__MACOSX/._x": "j", ".DS_Store": "j"})
-    assert "empty" in load_submission(only_junk, tmp_path / "ws2").error
+    assert "empty" in load_submission(only_junk, tmp_path / "ws2", assignment="a2").error
     only_pdf = write_zip(tmp_path / "c.zip", {"report.pdf": "%PDF", "plot.png": "png"})
-    error = load_submission(only_pdf, tmp_path / "ws3").error
+    error = load_submission(only_pdf, tmp_path / "ws3", assignment="a2").error
     assert "no .py, .ipynb or answers.toml file; found: report.pdf, plot.png" in error
 
 
@@ -391,7 +392,7 @@ def test_same_time_same_depth_prefers_py_then_newest_wins(tmp_path):
     later = (2019, 4, 30, 23, 30, 0)
     sub = load_submission(write_zip(tmp_path / "t.zip", {
         "colourization.ipynb": (later, nb_text("class CNN:\n    pass")),
-        "colourization.py": (when, "class CNN:\n    pass\n")}), tmp_path / "ws2")
+        "colourization.py": (when, "class CNN:\n    pass\n")}), tmp_path / "ws2", assignment="a2")
     assert "using colourization.ipynb" in notes(sub)
 
 
@@ -504,9 +505,9 @@ def test_submissions_differing_only_in_comments_give_byte_identical_workspaces(t
                                                                   "super().__init__()  # required")
     theirs = "# Student 2 (roll CS17B002): all my own work\n" + COLOURIZATION
     a = load_submission(write_zip(tmp_path / "a.zip", {"a/colourization.py": mine, "a/min_char_rnn.py": RNN}),
-                        tmp_path / "wa")
+                        tmp_path / "wa", assignment="a2")
     b = load_submission(write_zip(tmp_path / "b.zip", {"colourization.py": theirs, "min_char_rnn.py": RNN}),
-                        tmp_path / "wb")
+                        tmp_path / "wb", assignment="a2")
     assert not a.error and not b.error
     files = sorted(p.name for p in a.workspace.iterdir())
     assert files == sorted(p.name for p in b.workspace.iterdir()) and "colourization.py" in files
@@ -517,7 +518,7 @@ def test_submissions_differing_only_in_comments_give_byte_identical_workspaces(t
 def test_a_file_two_students_share_is_prepared_once_and_their_notes_stay_their_own(tmp_path, monkeypatch):
     """Intake memoises preparation on a file's bytes and name (a class shares the provided code);
     each student still gets their own workspace and notes."""
-    import grader.sourceprep as sourceprep
+    import grader.intake.sourceprep as sourceprep
 
     calls = []
     real = sourceprep.prepare
@@ -529,15 +530,15 @@ def test_a_file_two_students_share_is_prepared_once_and_their_notes_stay_their_o
     monkeypatch.setattr(sourceprep, "prepare", counted)
     unique = f"# memo test {tmp_path}\n"            # bytes no earlier test prepared
     rnn = unique + RNN + "\nprint('training at import')\n"           # skipped, with a note
-    a = load_submission(write_zip(tmp_path / "a.zip", {"min_char_rnn.py": rnn}), tmp_path / "wa")
-    b = load_submission(write_zip(tmp_path / "b.zip", {"min_char_rnn.py": rnn, "notes.txt": "b"}), tmp_path / "wb")
+    a = load_submission(write_zip(tmp_path / "a.zip", {"min_char_rnn.py": rnn}), tmp_path / "wa", assignment="a2")
+    b = load_submission(write_zip(tmp_path / "b.zip", {"min_char_rnn.py": rnn, "notes.txt": "b"}), tmp_path / "wb", assignment="a2")
     assert calls == ["min_char_rnn.py"]
     assert (a.workspace / "rnn.py").read_bytes() == (b.workspace / "rnn.py").read_bytes()
     skipped = [n for n in a.notes if "skipped top-level code" in n]
     assert skipped and skipped[0] in b.notes
     a.notes.append("only a's")
-    c = load_submission(write_zip(tmp_path / "c.zip", {"min_char_rnn.py": rnn}), tmp_path / "wc")
+    c = load_submission(write_zip(tmp_path / "c.zip", {"min_char_rnn.py": rnn}), tmp_path / "wc", assignment="a2")
     assert "only a's" not in c.notes and calls == ["min_char_rnn.py"]
     # another name, the same bytes: prepared again (messages name the file)
-    load_submission(write_zip(tmp_path / "d.zip", {"min-char-rnn.py": rnn}), tmp_path / "wd")
+    load_submission(write_zip(tmp_path / "d.zip", {"min-char-rnn.py": rnn}), tmp_path / "wd", assignment="a2")
     assert calls == ["min_char_rnn.py", "min-char-rnn.py"]

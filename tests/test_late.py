@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from classkit import grades, run_batch, write_zip
-from grader.late import LateError, LatePolicy, Ledger, assess, days_late, load_policy, read_submission_times
+from grader.batch.late import (LateError, LatePolicy, Ledger, assess, days_late, load_policy,
+                               read_submission_times)
 
 UTC = timezone.utc
 DEADLINE = datetime(2019, 3, 1, 23, 59, tzinfo=UTC)

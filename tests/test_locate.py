@@ -1,4 +1,4 @@
-"""grader.locate, grader.roles, grader.fingerprint and the char-RNN probes' name/signature resolution.
+"""grader.intake.locate, grader.intake.roles, grader.intake.fingerprint and the char-RNN probes' name/signature resolution.
 
 Roles are data: the engine finds each role's file by its API over every file of a submission, an
 unchanged course starter loses to the student's own code, and the sampler/completion are found by
@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import fingerprint
-from grader.intake import load_submission
-from grader.locate import FileEntry, locate
-from grader.roles import Role, Starter, roles_for
-from grader.worker import a2 as worker
+from grader.intake import fingerprint
+from grader import pack as packmod
+from grader.intake.unpack import load_submission
+from grader.intake.locate import FileEntry, locate
+from grader.intake.roles import Role, Starter, roles_for
 from grader.worker.loader import StudentError, load_module
 from rubric.a2 import rnnmath, roles as a2roles
 
 PROJECT = Path(__file__).resolve().parent.parent
+worker = packmod.load("a2").probe_module()         # A2's worker probes, called here directly
 # ../shared relative to the project root; a helper's worktree (/work/wt/NAME) sits one level deeper.
 REAL = next((p for p in (PROJECT.parent / "shared" / "real-a2", PROJECT.parent.parent / "shared" / "real-a2")
              if p.exists()), PROJECT.parent / "shared" / "real-a2")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from classkit import grades, reference_files, run_batch, run_cli, write_zip
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 
 def read_sheet(path: Path) -> list[dict]:

@@ -1,4 +1,4 @@
-"""grader.notebook: real notebooks (nbformat) into one module, with cell-numbered notes and errors."""
+"""grader.intake.notebook: real notebooks (nbformat) into one module, with cell-numbered notes and errors."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import pytest
 from nbformat import v3
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from grader.notebook import describe_line, notebook_to_module
-from grader.sourceprep import prepare
+from grader.intake.notebook import describe_line, notebook_to_module
+from grader.intake.sourceprep import prepare
 
 
 def nb_text(*cells, python2: bool = False) -> str:

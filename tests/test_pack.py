@@ -15,7 +15,7 @@ import pytest
 
 from grader import pack as packmod
 from grader import rubric as rubricmod
-from grader.intake import load_submission
+from grader.intake.unpack import load_submission
 from grader.scaffold import new_pack
 from grader.worker.loader import StudentError
 from grader.worker.script import override_constants, run_script
@@ -41,7 +41,9 @@ def test_a2_is_a_builtin_pack_with_its_roles_hooks_and_visibility():
     assert pack.package == "rubric.a2" and pack.reference == PROJECT / "reference" / "a2"
     assert [r.name for r in pack.roles] == ["colourization", "regression", "rnn", "answers"]
     assert set(pack.hooks) == {"feedback_picture", "cost", "same_model"} and callable(pack.hook("same_model"))
-    assert pack.worker_file == PROJECT / "grader" / "worker" / "a2.py"
+    assert pack.worker_file == pack.root / "probes.py" and packmod.worker_modules()["a2"] == pack.worker_file
+    assert not (PROJECT / "grader" / "worker" / "a2.py").exists()     # the runtime holds no pack's probes
+    assert len(packmod.worker_digest("a2")) == 64                     # in the probe cache's key
     assert pack.student_visible("inputs", "train_x", set())
     assert not pack.student_visible("inputs", "valid_y", {"cnn_forward"})
     assert pack.student_visible("inputs", "valid_y", {"cnn_train"})
@@ -208,7 +210,7 @@ def test_the_worker_runtime_serves_script_probes_for_every_pack():
 # ---------------------------------------------------------------------------- check helpers
 
 def test_uniform_sample_accepts_uniform_draws_and_rejects_others():
-    from grader.checkkit import uniform_sample
+    from grader.checks.kit import uniform_sample
 
     rng = np.random.default_rng(0)
     bound = np.sqrt(6 / (64 + 36))
@@ -220,7 +222,7 @@ def test_uniform_sample_accepts_uniform_draws_and_rejects_others():
 
 def test_a2_conftest_takes_its_helpers_from_the_engine():
     text = (PROJECT / "rubric/a2/checks/conftest.py").read_text()
-    assert "from grader.checkkit import" in text and "class Run" not in text
+    assert "from grader.checks.kit import" in text and "class Run" not in text
 
 
 # ------------------------------------------------------------------------- engine-wide policies
@@ -228,7 +230,7 @@ def test_a2_conftest_takes_its_helpers_from_the_engine():
 def test_zip_safety_is_one_policy_for_submissions_and_class_archives():
     import zipfile
 
-    from grader import zipsafe
+    from grader.intake import zipsafe
 
     def info(name, mode=0o100644, flags=0):
         i = zipfile.ZipInfo(name)
@@ -241,12 +243,16 @@ def test_zip_safety_is_one_policy_for_submissions_and_class_archives():
     assert zipsafe.member_problem(info("link", mode=0o120777)).kind == zipsafe.SYMLINK
     assert zipsafe.member_problem(info("x.py", flags=1)).kind == zipsafe.ENCRYPTED
     assert zipsafe.member_problem(info("a/./b.py")) is None and zipsafe.member_parts("a/./b.py") == ["a", "b.py"]
-    for path in ("grader/intake.py", "grader/batch.py"):
-        assert "zipsafe.member_problem" in (PROJECT / path).read_text()
+    assert zipsafe.is_junk("__MACOSX") and zipsafe.is_junk(".DS_Store") and not zipsafe.is_junk("cnn.py")
+    assert zipsafe.disk_name("../.x/y") == "_.._.x_y" and zipsafe.printable("a\x07b") == "a?b"
+    for path in ("grader/intake/unpack.py", "grader/batch/classrun.py"):
+        text = (PROJECT / path).read_text()
+        assert "zipsafe.member_problem" in text and "zipsafe.entry_name" in text and "zipsafe.disk_name" in text
+        assert "def _disk_name" not in text and "def _is_junk" not in text     # no second copy
 
 
 def test_automatic_totals_have_one_definition():
-    from grader.gradebook import fix_totals
+    from grader.report.gradebook import fix_totals
     from grader.records import GradeReport, ItemScore
 
     items = [ItemScore("a", "A", 2, 2, "passed", "visible"), ItemScore("b", "B", 1, 1, "passed", "hidden", bonus=True),
@@ -260,11 +266,80 @@ def test_automatic_totals_have_one_definition():
     assert (doc["auto_score"], doc["auto_max"], doc["manual_pending"]) == (3, 2, 5)
 
 
-def test_batch_and_ray_executors_do_not_import_each_other():
+def _imports(path: Path, module_level_only: bool = False) -> set[str]:
+    """The grader modules a file imports (relative imports resolved; `from pkg import mod` names the
+    module), at module level only or anywhere in it."""
     import ast
 
-    for path, other in (("grader/raybatch.py", "batch"), ("grader/executor.py", "batch"),
-                        ("grader/executor.py", "raybatch")):
-        tree = ast.parse((PROJECT / path).read_text())
-        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert other not in names, f"{path} imports .{other}"
+    rel = path.relative_to(PROJECT).with_suffix("")
+    name = ".".join(rel.parts).removesuffix(".__init__")
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    nodes = ([n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+              for n in ast.walk(top)] if module_level_only else list(ast.walk(tree)))
+    found = set()
+    for n in nodes:
+        if isinstance(n, ast.ImportFrom):
+            base = pkg.split(".")[: len(pkg.split(".")) - (n.level - 1)] if n.level else []
+            target = ".".join(base + ([n.module] if n.module else [])) if n.level else n.module
+            for a in n.names:
+                sub = PROJECT / Path(*f"{target}.{a.name}".split("."))
+                found.add(f"{target}.{a.name}" if sub.with_suffix(".py").exists() or sub.is_dir() else target)
+        elif isinstance(n, ast.Import):
+            found |= {a.name for a in n.names}
+    return {m for m in found if m and m.startswith("grader")}
+
+
+def test_batch_and_ray_executors_do_not_import_each_other():
+    """The executors get a `Jobs` (grader/batch/executor.py), never the batch driver: neither
+    executor module imports the driver (not even lazily), and the Ray one not the local one."""
+    for path, others in (("grader/batch/raybatch.py", {"grader.batch.classrun", "grader.batch"}),
+                         ("grader/batch/executor.py", {"grader.batch.classrun", "grader.batch.raybatch"})):
+        assert not _imports(PROJECT / path) & others, f"{path} imports {_imports(PROJECT / path) & others}"
+
+
+def test_the_engine_has_no_import_cycles():
+    """Module-level imports of grader/ (the worker runtime aside) form no cycle."""
+    graph = {}
+    for path in (PROJECT / "grader").rglob("*.py"):
+        if "worker" in path.relative_to(PROJECT / "grader").parts:
+            continue
+        name = ".".join(path.relative_to(PROJECT).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = _imports(path, module_level_only=True) - {name}
+    state: dict[str, int] = {}
+
+    def visit(node, trail):
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join(trail + [node, dep])}"
+            if dep not in state:
+                visit(dep, trail + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert "grader.batch.classrun" in graph and "grader.intake.unpack" in graph
+
+
+def test_the_engine_names_no_assignment():
+    """Nothing under grader/ (code, comments, templates, help texts) names an assignment or a part
+    of one: what an assignment is lives in its pack (rubric/<name>/, or a course's own folder)."""
+    import re
+
+    words = re.compile(r"(?<![0-9a-z])a2(?![0-9])|colou?ri|cnn|unet|myconv|rnn|horse|lossfun|cifar", re.I)
+    found = [f"{p.relative_to(PROJECT)}:{i}: {line.strip()}"
+             for p in sorted((PROJECT / "grader").rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+             for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if words.search(line)]
+    assert not found, "\n".join(found)
+
+
+def test_the_cli_default_pack_is_a_setting(monkeypatch):
+    monkeypatch.delenv(packmod.ENV_DEFAULT, raising=False)
+    assert packmod.default_assignment() == "a2"            # rubric/a2/pack.toml: default = true
+    monkeypatch.setenv(packmod.ENV_DEFAULT, "tinypk")
+    assert packmod.default_assignment() == "tinypk"
+    from grader.cli import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    assert args.assignment is None                         # chosen by _resolve, from the setting

@@ -11,7 +11,7 @@ import pytest
 from grader import gold as goldmod
 from grader import rubric as rubricmod
 from grader.pipeline import Options, grade
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 PROJECT = Path(__file__).resolve().parent.parent
 REFERENCE = PROJECT / "submissions" / "a2" / "reference"
@@ -52,7 +52,7 @@ def test_gradescope_results_json(reference_result):
 
 def test_grading_twice_gives_identical_results(reference_result, tmp_path):
     out, _ = reference_result
-    again = grade(REFERENCE, Options(student="reference"), tmp_path)
+    again = grade(REFERENCE, Options("a2", student="reference"), tmp_path)
     first = json.loads((out / "result.json").read_text())
     second = json.loads((tmp_path / "result.json").read_text())
     for doc in (first, second):
@@ -78,7 +78,7 @@ def test_missing_submission_file_is_the_students_error(tmp_path):
     empty = tmp_path / "empty_sub"
     empty.mkdir()
     (empty / "notes.txt").write_text("I did not finish")
-    report = grade(empty, Options(student="s1"), tmp_path / "out")
+    report = grade(empty, Options("a2", student="s1"), tmp_path / "out")
     assert report.status == "error"
     assert report.errors and "notes.txt" in report.errors[0] and ".py" in report.errors[0]
     result = json.loads((tmp_path / "out" / "result.json").read_text())
@@ -93,7 +93,7 @@ def test_a_file_that_does_not_compile_is_named_with_what_happened_not_called_mis
     nb = new_notebook(cells=[new_code_cell("class CNN(nn.Module:\n    pass")])
     (sub / "colourization.ipynb").write_text(nbformat.writes(nb))
     (sub / "min_char_rnn.py").write_text("def sample(h, seed_ix, n, alpha)\n    return []\n")
-    report = grade(sub, Options(student="s2"), tmp_path / "out", log=lambda m: None)
+    report = grade(sub, Options("a2", student="s2"), tmp_path / "out", log=lambda m: None)
     items = {i.id: i for i in report.items}
     assert report.status == "graded"
     q2a = items["q2a.cnn"].feedback
@@ -110,7 +110,7 @@ def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_pa
     PYTHONPATH must not be the one they get, in the warm check server as in a cold run."""
     from types import SimpleNamespace
 
-    from grader.engine import CheckServer
+    from grader.sandbox.engine import CheckServer
 
     stale = tmp_path / "stale" / "grader"
     stale.mkdir(parents=True)
@@ -118,7 +118,7 @@ def test_warm_check_server_uses_this_checkout_even_with_a_stale_grader_on_the_pa
     monkeypatch.setenv("PYTHONPATH", str(stale.parent))
     server = CheckServer(rubricmod.load("a2").checks_dir).start()
     try:
-        grade(REFERENCE, Options(student="reference"), tmp_path / "out",
+        grade(REFERENCE, Options("a2", student="reference"), tmp_path / "out",
               engine=SimpleNamespace(cache=None, checks=server))
     finally:
         server.close()
@@ -167,7 +167,7 @@ def _run_folder(root: Path, answer: bytes) -> Path:
 
 
 def test_check_memo_key_is_the_run_folders_contents_not_its_place(tmp_path):
-    from grader.checks import CheckMemo
+    from grader.checks.runner import CheckMemo
 
     memo = CheckMemo()
     checks = rubricmod.load("a2").checks_dir
@@ -188,8 +188,8 @@ def test_a_copy_is_answered_by_the_probe_cache_and_the_check_memo_with_the_same_
     import shutil
     from types import SimpleNamespace
 
-    from grader.checks import CheckMemo
-    from grader.probecache import ProbeCache
+    from grader.checks.runner import CheckMemo
+    from grader.probes.cache import ProbeCache
 
     orig, copy = tmp_path / "orig", tmp_path / "copy"
     for dest in (orig, copy):
@@ -199,10 +199,10 @@ def test_a_copy_is_answered_by_the_probe_cache_and_the_check_memo_with_the_same_
     for name in ("colourization.py", "min_char_rnn.py"):
         assert (copy / name).read_bytes() != (REFERENCE / name).read_bytes()
     engine = SimpleNamespace(cache=ProbeCache(tmp_path / "probes"), checks=None, check_memo=CheckMemo())
-    first = grade(orig, Options(student="s1"), tmp_path / "o1", engine=engine)
+    first = grade(orig, Options("a2", student="s1"), tmp_path / "o1", engine=engine)
     assert engine.check_memo.hits == 0 and engine.cache.hits == 0
     ran = engine.cache.misses
-    second = grade(copy, Options(student="s1"), tmp_path / "o2", engine=engine)
+    second = grade(copy, Options("a2", student="s1"), tmp_path / "o2", engine=engine)
     assert engine.check_memo.hits == 1 and engine.cache.misses == ran and engine.cache.hits > 0
     docs = [json.loads((tmp_path / o / "result.json").read_text()) for o in ("o1", "o2")]
     for doc in docs:

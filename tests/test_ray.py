@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from classkit import example_files, grades, reference_files, run_batch, write_zip
-from grader.raybatch import pack_path, unpack_path
+from grader.batch.raybatch import pack_path, unpack_path
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'dl-grader[ray]')")
@@ -76,7 +76,7 @@ def test_ray_executor_writes_the_local_gradebook(tmp_path):
 
 
 def test_ray_missing_is_a_clear_error_before_grading(tmp_path, monkeypatch):
-    from grader import raybatch
+    from grader.batch import raybatch
 
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     assert "needs Ray" in raybatch.available()

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from classkit import PROJECT, run_batch
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 # ../shared/real-a2 beside the project; GRADER_REAL_A2 points elsewhere (e.g. from a git worktree)
 CORPUS = Path(os.environ.get("GRADER_REAL_A2") or PROJECT.parent / "shared" / "real-a2")

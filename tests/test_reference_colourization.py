@@ -333,7 +333,7 @@ def test_train_and_plot_activation_write_pictures(tmp_path, monkeypatch):
 
 
 def test_super_resolution_training_adds_the_bilinear_row(tmp_path, monkeypatch):
-    from grader.images import read_png_size
+    from grader.report.images import read_png_size
     monkeypatch.chdir(tmp_path)
     args = C.AttrDict(model="CNN", num_filters=8, epochs=1, batch_size=50, experiment_name="sr",
                       downsize_input=True, plot=True, data=SMALL)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.images import encode_png, grid, read_png_size, write_png
+from grader.report.images import encode_png, grid, read_png_size, write_png
 from reference.a2 import data
 from reference.a2 import min_char_rnn as M
 

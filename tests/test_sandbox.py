@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 import grader
-from grader.probing import ProbeSpec, WorkerSession, run_plan
-from grader.sandbox import (Limits, Sandbox, SandboxUnavailable, _python_dirs, default_hidden,
-                            gpu_device_nodes, processes_of_uid, project_paths)
+from grader.probes.client import ProbeSpec, WorkerSession, run_plan
+from grader.sandbox.launcher import (Limits, Sandbox, SandboxUnavailable, _python_dirs, default_hidden,
+                                     gpu_device_nodes, processes_of_uid, project_paths)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
 

@@ -1,14 +1,14 @@
-"""The batch's order: longest expected first, estimated statically from intake (grader/schedule.py)."""
+"""The batch's order: longest expected first, estimated statically from intake (grader/batch/schedule.py)."""
 from __future__ import annotations
 
 import shutil
 import threading
 from pathlib import Path
 
-from grader.batch import path_entry
+from grader.batch.classrun import path_entry
 from grader.examples import examples_root, materialize
-from grader.intake import load_submission
-from grader.schedule import ROLE, TRAINS, CostModel, Planner
+from grader.intake.unpack import load_submission
+from grader.batch.schedule import ROLE, TRAINS, CostModel, Planner
 
 REFERENCE = examples_root("a2") / "reference"
 
@@ -22,7 +22,7 @@ def _copy(src: Path, dest: Path, header: str = "") -> Path:
 
 
 def _cost(model: CostModel, folder: Path, tmp: Path) -> float:
-    return model.cost(load_submission(folder, tmp / f"ws-{folder.name}"))
+    return model.cost(load_submission(folder, tmp / f"ws-{folder.name}", assignment="a2"))
 
 
 def test_costs(tmp_path):

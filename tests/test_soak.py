@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import Sandbox
+from grader.sandbox.launcher import Sandbox
 
 PROJECT = Path(__file__).resolve().parent.parent
 

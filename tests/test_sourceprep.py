@@ -1,12 +1,12 @@
-"""grader.sourceprep: what a prepared module keeps, skips, repairs, and where its lines end up."""
+"""grader.intake.sourceprep: what a prepared module keeps, skips, repairs, and where its lines end up."""
 from __future__ import annotations
 
 import textwrap
 
 import pytest
 
-from grader.sourceprep import (MISSING_HELPER, decode_source, prepare, repair_print_statements,
-                               repair_python2)
+from grader.intake.sourceprep import (MISSING_HELPER, decode_source, prepare, repair_print_statements,
+                                      repair_python2)
 
 
 def src(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The trusted side's static cross-checks of a submission's source: the tamper scan (grader.tamper)
+"""The trusted side's static cross-checks of a submission's source: the tamper scan (grader.intake.tamper)
 and the 'uses MyConv2d' check's search for torch convolutions (rubric.a2.sourcecheck)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from grader.examples import PROJECT, list_examples, materialize
-from grader.intake import load_submission
-from grader.tamper import scan, scan_files
+from grader.intake.unpack import load_submission
+from grader.intake.tamper import scan, scan_files
 from rubric.a2.sourcecheck import torch_convs_reached
 
 HEADER = "import os, sys, builtins, inspect, gc\nimport numpy as np\nimport torch\nimport torch.nn as nn\n" \
@@ -67,7 +67,7 @@ def test_ordinary_student_code_is_not_flagged(code):
 def test_no_example_submission_is_flagged(tmp_path):
     """The reference, the alternative solution and every seeded-bug mutant are clean."""
     for example in list_examples("a2"):
-        sub = load_submission(materialize(example, tmp_path / "subs"), tmp_path / "ws" / example.name)
+        sub = load_submission(materialize(example, tmp_path / "subs"), tmp_path / "ws" / example.name, assignment="a2")
         assert scan_files(sub.workspace.glob("*.py")) == [], example.name
 
 

@@ -10,7 +10,7 @@ with status 70 if not: a worker that could not drop its privileges never runs st
 In the other modes (a user namespace, or the basic fallback) there is no uid to switch to; `enter`
 only sets no_new_privs.
 
-Last, `enter` installs the seccomp filter the trusted side compiled (grader/seccomp.py; classic
+Last, `enter` installs the seccomp filter the trusted side compiled (grader/sandbox/seccomp.py; classic
 BPF bytes in a file of the runtime copy): from then on this process and everything it starts get
 EPERM for namespaces, mounts, ptrace, key rings, BPF, perf, userfaultfd, modules, kexec, io_uring
 and personality changes. Under `strict` a filter that cannot be installed, or a process with more

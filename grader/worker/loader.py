@@ -37,7 +37,7 @@ def load_module(role: str, path: Path) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__grader_missing__"] = missing
-    sys.modules[name] = module            # lets sibling files `import colourization`
+    sys.modules[name] = module            # lets sibling files `import model`
     try:
         spec.loader.exec_module(module)
     except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too

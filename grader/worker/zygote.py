@@ -1,6 +1,6 @@
 """The warm engine's worker fork server (the "zygote"): part of the worker runtime.
 
-It runs inside one bubblewrap sandbox, started by the trusted side (`grader.engine.ForkServer`)
+It runs inside one bubblewrap sandbox, started by the trusted side (`grader.sandbox.engine.ForkServer`)
 exactly like a worker (the same allowlisted view, the same hidden paths, no network), except that it
 keeps CAP_SYS_ADMIN and CAP_NET_ADMIN besides the three capabilities every worker starts with, and
 that the folder holding the workspaces (`workspace_root`) is bound into its view. It never runs

@@ -110,7 +110,7 @@ def run_validation_step(cnn, criterion, test_grey, test_rgb, batch_size, plotpat
 
 def plot(grey, rgb, output, path, n=10):
     """PNG grid: grey input / true colour / predicted colour."""
-    from grader.images import grid, write_png
+    from grader.report.images import grid, write_png
 
     rows = [list(np.repeat(grey[:n], 3, axis=1)), list(rgb[:n]), list(np.clip(output[:n], 0, 1))]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -11,7 +11,7 @@ CS6360 2019), so every name and signature below is the one students were given:
 The grader also imports this file on its own (no package, top-level statements other than imports,
 definitions and simple assignments stripped), as if it were a student's submission. Hence: only
 stdlib / numpy / torch at top level, no work at import time, and the project helpers
-(`reference.a2.data`, `grader.images`) are imported lazily inside the functions that need them.
+(`reference.a2.data`, `grader.report.images`) are imported lazily inside the functions that need them.
 """
 import math
 import os
@@ -311,7 +311,7 @@ def plot(input, gtlabel, output, colours, path, visualize=True, compare_bilinear
          scale=3):
     """Write a PNG grid: input / ground truth / output (/ bilinear baseline), `n` images per row,
     every pixel shown `scale` x `scale` times so 32x32 images are visible."""
-    from grader.images import grid, write_png
+    from grader.report.images import grid, write_png
 
     inputs = np.asarray(input[:n], dtype=np.float64)                   # [n, 1 or 3, 32, 32]
     if inputs.shape[1] == 1:
@@ -473,7 +473,7 @@ def _write_curves(path, curves):
 
 def plot_activation(args, cnn):
     """Save the input, truth, output and every layer's activations for test image `args.index`."""
-    from grader.images import grid, write_png
+    from grader.report.images import grid, write_png
 
     args = _with_defaults(args)
     np.random.seed(args.seed)          # the same test order as in train

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.compare import accuracy
+from grader.checks.compare import accuracy
 
 from . import rnnmath
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.compare import allclose
-from grader.images import grid
-from grader.schedule import ROLE, TRAINS, model_code
+from grader.checks.compare import allclose
+from grader.report.images import grid
+from grader.batch.schedule import ROLE, TRAINS, model_code
 
 # ---------------------------------------------------------------------------------- the picture
 # On a few validation images, rows: the greyscale input, the ground truth, the student's trained

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 
-from grader.probing import ProbeSpec
+from grader.probes.client import ProbeSpec
 
 GROUPS: dict = {}
 

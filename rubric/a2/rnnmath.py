@@ -107,7 +107,7 @@ def sequential_fit(draws, probs, alpha_test, first_step=1):
     independent given the past, each category's count has variance sum p(1-p) <= its expectation, so
     the statistic is at most chi-square and the false-alarm rate for a right generator is at most
     `alpha_test`. A draw of a character with (almost) zero probability fails outright."""
-    from grader.compare import chi2_sf, pool_bins
+    from grader.checks.compare import chi2_sf, pool_bins
 
     draws = np.asarray(draws, dtype=np.int64)
     stat, df, judged = 0.0, 0, 0

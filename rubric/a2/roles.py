@@ -1,11 +1,11 @@
-"""The roles of Assignment 2's submissions, as data for `grader.locate` (see `grader.roles`).
+"""The roles of Assignment 2's submissions, as data for `grader.intake.locate` (see `grader.intake.roles`).
 
 Each role is identified by the API the handouts ask for, not by a file name: the names the handouts
 use (2018 scripts, 2019 notebooks, the char-RNN's `min-char-rnn.py`) only break ties and word the
 messages. The starters' fingerprints let an unchanged copy of the course's starter lose to any file
 that holds the student's own code.
 
-How the fingerprints were made: `python3 -m grader.fingerprint FILE` on the real submissions of each
+How the fingerprints were made: `python3 -m grader.intake.fingerprint FILE` on the real submissions of each
 handout (../shared/real-a2, see SOURCES.tsv); a function is the course's (`given`) when the same
 normalised source appears in at least two independent students' files and it is not one the handout
 asks the student to write (`todo`). Where a handout went out in two spellings (colourization.py and
@@ -14,7 +14,7 @@ those files and against the starter-shaped examples in submissions/a2/.
 """
 from __future__ import annotations
 
-from grader.roles import DATA, Role, Starter
+from grader.intake.roles import DATA, Role, Starter
 
 # ---------------------------------------------------------------------------------- fingerprints
 

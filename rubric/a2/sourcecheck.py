@@ -1,7 +1,7 @@
 """Facts about a submission read from its source on the trusted side (parsed, never run).
 
 The worker reports facts about the student's model (the types of its layers, ...); student code runs
-in the worker and can make it report anything (see grader/tamper.py), so checks that score such a
+in the worker and can make it report anything (see grader/intake/tamper.py), so checks that score such a
 fact compare it with what the source, kept before the worker ran, says.
 """
 from __future__ import annotations

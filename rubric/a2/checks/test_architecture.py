@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from conftest import expect, require
 
-from grader.compare import allclose
+from grader.checks.compare import allclose
 from rubric.a2.plan import ARCH_CONFIGS, FORWARD_BATCH, HANDOUT_CONFIG, config_key
 from rubric.a2.sourcecheck import torch_convs_reached
 

@@ -6,7 +6,7 @@ import ast
 import numpy as np
 from conftest import expect, require
 
-from grader.compare import allclose
+from grader.checks.compare import allclose
 from rubric.a2.sourcecheck import parse
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import expect, require
 
-from grader.compare import chi_square
+from grader.checks.compare import chi_square
 from rubric.a2 import rnnmath
 
 

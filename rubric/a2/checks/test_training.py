@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import expect, require
 
-from grader.compare import accuracy, allclose
+from grader.checks.compare import accuracy, allclose
 
 
 def check_trains(run, key, item_id, what):
