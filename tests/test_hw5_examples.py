@@ -13,7 +13,7 @@ import pytest
 
 from grader.examples import ExampleError, examples_root, expected, list_examples, materialize
 from grader.pipeline import Options, grade
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 EXAMPLES = list_examples("hw5")
 ROOT = examples_root("hw5")

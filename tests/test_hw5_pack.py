@@ -70,7 +70,7 @@ def test_manual_bonus_items_load_from_the_item_or_its_group(tmp_path):
 @pytest.mark.course_data
 @pytest.mark.parametrize("generation", ["f20", "f23"])
 def test_starter_fingerprints_are_the_course_starters(generation):
-    from grader.fingerprint import file_definitions
+    from grader.intake.fingerprint import file_definitions
     from rubric.hw5 import roles
 
     folder = STARTERS / generation / "python"
@@ -125,7 +125,7 @@ def test_batch_grades_a_class_of_hw5_zips(tmp_path):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from grader.bundle import build_student_bundle
+    from grader.report.bundle import build_student_bundle
 
     return build_student_bundle(tmp_path_factory.mktemp("hw5b") / "bundle", "hw5", "ci", None)
 
@@ -165,7 +165,7 @@ def test_check_from_the_bundle_runs_the_visible_items_only(bundle, tmp_path):
 
 
 def test_gradescope_export_for_hw5(tmp_path):
-    from grader.export import unpack
+    from grader.report.export import unpack
 
     zpath = tmp_path / "autograder.zip"
     proc = _cli("export", "gradescope", "--assignment", "hw5", "--out", zpath)

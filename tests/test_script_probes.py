@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from grader import pack as packmod
-from grader.probing import run_plan
-from grader.sandbox import Limits, Sandbox
+from grader.probes.client import run_plan
+from grader.sandbox.launcher import Limits, Sandbox
 from grader.scaffold import new_pack
-from grader.scripts import script_spec
-from grader.checkkit import script_answer
+from grader.probes.scripts import script_spec
+from grader.checks.kit import script_answer
 
 PROJECT = Path(__file__).resolve().parent.parent
 PACK = "sprobes"

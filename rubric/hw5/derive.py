@@ -3,7 +3,7 @@ compare with (the reference under the same budget, data and seed), measured by m
 as a student's answer is."""
 from __future__ import annotations
 
-from grader.checkkit import script_answer
+from grader.checks.kit import script_answer
 
 from . import measure
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checkkit import z_two_sided
+from grader.checks.kit import z_two_sided
 
 ACTIVATIONS = ("sigmoid", "linear", "tanh", "relu")
 

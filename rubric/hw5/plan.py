@@ -16,8 +16,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from grader.probing import ProbeSpec
-from grader.scripts import script_spec
+from grader.probes.client import ProbeSpec
+from grader.probes.scripts import script_spec
 
 from .roles import NN_FUNCTIONS
 

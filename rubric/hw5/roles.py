@@ -12,7 +12,7 @@ and `sigmoid_deriv` is the course's own. They are stored here as data, so that t
 """
 from __future__ import annotations
 
-from grader.roles import SCRIPT, Role, Starter
+from grader.intake.roles import SCRIPT, Role, Starter
 
 NN_FUNCTIONS = ("initialize_weights", "sigmoid", "forward", "softmax", "compute_loss_and_acc", "backwards",
                 "get_random_batches")

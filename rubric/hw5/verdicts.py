@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from grader.checkkit import script_answer
+from grader.checks.kit import script_answer
 
 from . import judge, measure
 
