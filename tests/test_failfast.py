@@ -82,3 +82,41 @@ def test_a_file_that_cannot_be_used_says_why_not_that_it_is_missing(tmp_path):
     assert not result.ok and result.error == f"the colourization file could not be used: {why}"
     results = run_plan(specs()[:1], tmp_path, {}, "a2", Sandbox(quiet=True))
     assert next(iter(results.values())).error == "no colourization file was found"
+
+
+HANG_AT_K5 = ("    def forward(self, x):                                      # x [B, Cin, 32, 32]\n")
+
+
+def unet_hanging_at_kernel_5(workspace: Path) -> dict[str, Path]:
+    text = REFERENCE.read_text()
+    cls = text.index("class UNet")
+    at = text.index(HANG_AT_K5, cls)
+    init = text.index("        super().__init__()\n", cls)
+    assert init < at
+    text = (text[:init] + "        super().__init__()\n        self._k = kernel\n"
+            + text[init + len("        super().__init__()\n"):at] + HANG_AT_K5
+            + "        while self._k == 5:\n            time.sleep(0.05)\n" + text[at + len(HANG_AT_K5):])
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "colourization.py").write_text(text)
+    return {"colourization": workspace / "colourization.py"}
+
+
+def test_a_part_that_hangs_on_one_input_keeps_its_other_probes_when_graded_again_from_the_cache(tmp_path):
+    """The soak found it: graded again, the part's first probes came from the probe cache and did
+    not count as "answered", so the one hang at kernel 5 then failed the part's later probes (a
+    training item lost): the verdict depended on the cache. Both gradings must agree."""
+    from grader.probes.cache import ProbeCache
+
+    modules = unet_hanging_at_kernel_5(tmp_path / "ws")
+    box = Sandbox(Limits(probe_s=TIMEOUT, submission_s=600), quiet=True)
+    profile = {"probe_timeout": TIMEOUT}
+    unet = plan.GROUPS["unet_forward"](profile, None)
+    cache = ProbeCache(tmp_path / "cache")
+    first = run_plan(unet, tmp_path / "ws", modules, "a2", box, cache=cache)
+    again = run_plan(unet, tmp_path / "ws", modules, "a2", box, cache=cache)
+    assert cache.hits >= 1                              # the first probe came from the cache
+    keys = list(first)
+    assert not first[keys[1]].ok and "timed out" in first[keys[1]].error
+    assert "never finished" not in first[keys[1]].error
+    for runs in (first, again):
+        assert [runs[k].ok for k in keys] == [True, False, True, True], {k: runs[k].error for k in keys}

@@ -289,6 +289,8 @@ def run_plan(specs: list[ProbeSpec], workspace: Path, modules: dict[str, Path], 
                 deadline -= cached.seconds            # as if it had run: the same time limit applies
                 results[spec.key] = cached
                 unsent.append(spec)
+                if cached.ok and spec.part:           # a part answered from the cache has answered:
+                    worked.add(spec.part)             # the verdict must not depend on the cache
                 continue
             for earlier in unsent:                    # bring the worker to the state the chain assumes
                 session.request(earlier, deadline)
