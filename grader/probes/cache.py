@@ -155,7 +155,9 @@ class ProbeCache:
             if result.arrays:
                 from .store import save_arrays
 
-                tmp = Path(tempfile.mkstemp(dir=head_path.parent, suffix=".tmp")[1])
+                fd, tmp_name = tempfile.mkstemp(dir=head_path.parent, suffix=".tmp")
+                os.close(fd)                          # save_arrays writes by name: keep no descriptor
+                tmp = Path(tmp_name)                  # (the 1000-student soak found one leaked per entry)
                 save_arrays(tmp, result.arrays)
                 os.replace(tmp, arrays_path)
             head = {"key": result.key, "ok": result.ok, "meta": result.meta, "error": result.error,
