@@ -113,7 +113,8 @@ def _sha(path: Path) -> str:
 def data_files(data: Path | None) -> list[Path]:
     if data is None:
         return []
-    return sorted(p for p in data.iterdir() if p.is_file())
+    # at any depth: a pack may read a folder of the data (e.g. images/)
+    return sorted(p for p in data.rglob("*") if p.is_file())
 
 
 def cache_key(rubric, profile: dict, data: Path | None) -> str:
@@ -126,7 +127,7 @@ def cache_key(rubric, profile: dict, data: Path | None) -> str:
         h.update(f"{name}:{_sha(path)}\n".encode())
     h.update(json.dumps(profile, sort_keys=True).encode())
     for path in data_files(data):
-        h.update(f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
+        h.update(f"{path.relative_to(data).as_posix()}:{path.stat().st_size}:{int(path.stat().st_mtime)}\n".encode())
     h.update(f"torch {_torch_version()} numpy {np.__version__} {platform.machine()}".encode())
     return h.hexdigest()
 

@@ -10,6 +10,7 @@
   student's PyTorch model predict them). With the course's data it is half of nist36_test.
 - `page/<k>`: synthetic pages for findLetters (uint8 RGB), their true boxes and text in meta;
   `photo/<k>`: the course's photos (JPEG bytes) when `--data` has an images/ folder.
+- `standin/<name>`: the reference's nn.py functions (source), the scripts' stand-ins (plan.py).
 """
 from __future__ import annotations
 
@@ -102,8 +103,25 @@ def function_inputs(rubric) -> dict:
     return a
 
 
+REFERENCE_NN = Path(__file__).resolve().parent.parent.parent / "reference" / "hw5" / "python" / "nn.py"
+
+
+def standin_inputs() -> dict:
+    """The reference's nn.py functions, as source bytes (`standin/<name>`): the scripts' stand-ins
+    (plan.py). Staff-side gold only: [student_gold] never ships them."""
+    import ast
+
+    from .plan import STANDIN_FUNCTIONS
+
+    text = REFERENCE_NN.read_text()
+    found = {n.name: ast.get_source_segment(text, n) for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
+    return {f"standin/{name}": np.frombuffer(found[name].encode("utf-8"), dtype=np.uint8).copy()
+            for name in STANDIN_FUNCTIONS if name in found}
+
+
 def make_inputs(rubric, profile: dict, data: Path | None) -> tuple[dict, dict]:
     arrays = function_inputs(rubric)
+    arrays.update(standin_inputs())
     nist, nist_meta = nist_inputs(profile, data)
     pages, page_meta = page_inputs(profile, data)
     arrays.update(nist)

@@ -8,13 +8,12 @@ held-out split is never placed (its images, never its labels, go to q6.1.1's mod
 Stand-ins: a script runs with the reference's version of nn.py's functions (so that a bug in
 `backwards` is charged by q2.3.1 once, not again by every script that trains with it); if the
 script fails that way, it runs again with the student's own functions (their script may rely on an
-API of their own). The stand-ins' source is read from the reference here, on the staff's side; a
-student bundle has no reference, so a self-check runs the scripts with the student's own functions.
+API of their own). The stand-ins' source is the reference's (inputs.py keeps it in gold's inputs,
+which a student bundle never ships): a self-check runs the scripts with the student's own functions.
 """
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+import numpy as np
 
 from grader.probes.client import ProbeSpec
 from grader.probes.scripts import script_spec
@@ -22,7 +21,6 @@ from grader.probes.scripts import script_spec
 from .roles import NN_FUNCTIONS
 
 GROUPS: dict = {}
-REFERENCE_NN = Path(__file__).resolve().parent.parent.parent / "reference" / "hw5" / "python" / "nn.py"
 SPLITS = ("train", "valid", "test")
 INIT_SEED = 100
 BATCH_SEED = 0
@@ -107,13 +105,12 @@ def q4_findletters(profile, inputs, for_gold=False):
 
 # ------------------------------------------------------------------ script probes
 
-def standins() -> dict:
-    """The reference's nn.py functions by name (source text), when this installation has it."""
-    if not REFERENCE_NN.is_file():
-        return {}
-    text = REFERENCE_NN.read_text()
-    found = {n.name: ast.get_source_segment(text, n) for n in ast.parse(text).body
-             if isinstance(n, ast.FunctionDef) and n.name in STANDIN_FUNCTIONS}
+def standins(inputs) -> dict:
+    """The reference's nn.py functions by name (source text), kept in gold's inputs as `standin/*`
+    (inputs.py; never in a student bundle): so a Gradescope export, which holds gold but not the
+    reference, runs the scripts as the staff's own grader does."""
+    found = {k[len("standin/"):]: bytes(np.asarray(v, dtype=np.uint8)).decode("utf-8")
+             for k, v in inputs.arrays.items() if k.startswith("standin/")}
     return {name: found[name] for name in STANDIN_FUNCTIONS if name in found}
 
 
@@ -133,7 +130,7 @@ def _script(key, role, profile, inputs, globals_, outputs=(), data=True, evaluat
                        constants=dict(profile.get(role, {})), seed=0, globals=list(globals_),
                        outputs=list(outputs), timeout=profile["script_timeout"])
     spec.probe = "hw5_script"
-    spec.args["standins"] = standins()
+    spec.args["standins"] = standins(inputs)
     spec.args["standin_module"] = "nn"
     if evaluate:
         spec.args["evaluate"] = evaluate

@@ -400,11 +400,19 @@ def _q3(run) -> dict[str, V]:
                 need = P["other_size_fraction"] * reference
                 v = judge.relative_threshold(v.value, need, 0.0, f"held-out accuracy (a hidden layer of {hid})")
         out[names[2]] = v
+    # A network that was never trained (the starter's own initialisation pickled, no training loop)
+    # earns nothing for its size or epochs: its pickled weights and its final `params` both predict
+    # the held-out split at chance.
+    trained = _q3_trained(answer, run, P)
+    if w is not None and not trained:
+        out[names[0]] = fail(f"run_q3 trained nothing: {trained.message}")
     # the epochs the student's own script asks for (the grader runs it at the profile's budget)
     was = answer.facts.get("constants", {}).get("max_iters", {}).get("was")
     m = re.fullmatch(r"\s*(\d+)\s*", str(was or ""))
     if w is None:
         out[names[1]] = fail("run_q3 trained nothing (no q3_weights.pickle)")
+    elif not trained:
+        out[names[1]] = fail(f"run_q3 trained nothing: {trained.message}")
     elif m is None:
         out[names[1]] = fail("run_q3.py has no top-level `max_iters = <number>` (the handout's; the grader sets "
                              "its budget through it)")
@@ -413,6 +421,22 @@ def _q3(run) -> dict[str, V]:
         out[names[1]] = V(ok, "" if ok else f"max_iters = {m.group(1)} in run_q3.py; the handout asks for at "
                                             f"least {P['min_epochs']} epochs")
     return out
+
+
+def _q3_trained(answer, run, P) -> V:
+    """Does the pickled network, or the script's final `params`, predict the held-out split well
+    above chance (`trained_above_chance` times 1/36)?"""
+    x, y = run.gold.inputs.arrays["holdout_x"], run.gold.inputs.arrays["holdout_y"]
+    chance = 1.0 / y.shape[1]
+    best = 0.0
+    for params in (measure.q3_weights(answer), measure.params_of(answer.value("global", "params"))):
+        if params:
+            v = judge.params_accuracy(params, x, y)
+            if v.ok and v.value is not None:
+                best = max(best, v.value)
+    ok = best > P["trained_above_chance"] * chance
+    return V(ok, "" if ok else f"its network predicts held-out images at chance (accuracy {best:.3f}; "
+                               f"chance is {chance:.3f}): no training loop?")
 
 
 def _q5(run) -> dict[str, V]:
