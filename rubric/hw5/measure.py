@@ -110,7 +110,8 @@ def q6_accuracy(result, inputs) -> tuple[float | None, str]:
         if found:
             pred = np.argmax(result.arrays[f"model/{found[0]['where']}/out"], axis=1)
     if pred is None:
-        return None, result.meta.get("evaluate/model") or "no torch model named `model` to evaluate"
+        said = result.meta.get("evaluate/model") or "no torch model named `model` to evaluate"
+        return None, said + (f" ({result.meta['error']})" if result.meta.get("error") else "")
     pred = np.asarray(pred).reshape(-1)
     if pred.shape != y.shape:
         return None, f"the model returned {pred.size} predictions for {y.size} images"
