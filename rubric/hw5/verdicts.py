@@ -385,6 +385,15 @@ def _q3(run) -> dict[str, V]:
     P = run.params("q3.1")
     out = {}
     w, source = measure.q3_weights_and_source(answer)
+    if w is not None:
+        # weights stand for the deliverable only when trained: an untouched starter saves the
+        # stand-ins' initial weights (the handout's sizes, chance accuracy), which earn nothing
+        acc = measure.q3_accuracy(answer, run.gold.inputs).value
+        chance = 1.0 / run.gold.inputs.arrays["holdout_y"].shape[1]
+        if acc is None or acc < 2 * chance:
+            why = f" ({answer.facts['error']})" if answer.facts.get("error") else ""
+            return {n: fail(f"run_q3 trained nothing: the weights it left are at chance accuracy on held-out "
+                            f"images{why}") for n in names}
     if w is None:
         out[names[0]] = out[names[2]] = fail("run_q3 wrote no q3_weights.pickle (a dict of its W and b arrays)")
     else:
