@@ -2,6 +2,10 @@
 
     python3 bench/batch_throughput.py [--profile ci] [--workers 2] [--no-cache-batch] [--cold-batch]
                                       [--baseline REV] [--keep DIR]
+    python3 bench/batch_throughput.py --assignment hw5 [--real] [--workers 2] [--keep DIR]
+
+(--assignment hw5: the HW5 examples, and with --real the real corpus, graded by `grader batch`;
+it prints the seconds per submission, wall x workers / submissions, against issue 13's 60 s.)
 
 Builds a class of 40 zipped submissions named like an LMS download (`<RollNo>_Assign2.zip`): the
 reference, the alternative solution, every seeded-bug mutant, notebooks, students whose files are
@@ -265,8 +269,78 @@ def loadavg() -> str:
         return "?"
 
 
+# --------------------------------------------------------------------------------------------------
+# HW5: seconds per submission of `grader batch` (issue 13's target: <= 60 s on 2 cores, ci profile)
+# --------------------------------------------------------------------------------------------------
+
+REAL_HW5 = PROJECT.parent / "shared" / "real-hw5"
+
+
+def build_hw5_class(root: Path, real: bool) -> dict[str, str]:
+    """root/class: every HW5 example as a zip (the reference, the alternative, the seeded bugs; the
+    starters where ../shared has them), and with `real` the real corpus folders too."""
+    from grader.examples import ExampleError
+
+    cls, scratch = root / "class", root / "scratch"
+    cls.mkdir(parents=True)
+    scratch.mkdir()
+    made = {}
+    for example in list_examples("hw5"):
+        name = example.relative_to(examples_root("hw5")).as_posix().replace("/", "-")
+        try:
+            folder = materialize(example, scratch / name, "hw5")
+        except ExampleError:
+            continue                                   # a starter under ../shared, absent here
+        zip_folder(folder, cls / f"{name}.zip")
+        made[name] = "example"
+    if real and REAL_HW5.is_dir():
+        for folder in sorted(p for p in REAL_HW5.iterdir() if p.is_dir()):
+            zip_folder(folder, cls / f"real-{folder.name}.zip")
+            made[f"real-{folder.name}"] = "real"
+    return made
+
+
+def hw5_main(args) -> int:
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-hw5-"))
+    if root.exists() and any(root.iterdir()):
+        sys.exit(f"{root} is not empty")
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(CALLER_ENV, GRADER_CACHE=str(root / "cache"), PYTHONPATH=str(PROJECT))
+    log = root / "bench.log"
+    made = build_hw5_class(root, args.real)
+    print(f"HW5 class: {len(made)} submissions; machine: {os.cpu_count()} CPUs, load {loadavg()}", flush=True)
+    took, code = timed([sys.executable, "-m", "grader.cli", "gold", "--assignment", "hw5", "--profile",
+                        args.profile], env, log)
+    print(f"gold built in {took:.0f} s (untimed below; exit {code})", flush=True)
+    load_before = loadavg()
+    batch_s, code = timed([sys.executable, "-m", "grader.cli", "batch", str(root / "class"), "--assignment", "hw5",
+                           "--out", str(root / "batch"), "--profile", args.profile, "--workers", str(args.workers)],
+                          env, log)
+    each = {}
+    for path in sorted((root / "batch").glob("*/result.json")):
+        doc = json.loads(path.read_text())
+        each[(doc.get("batch") or {}).get("source", path.parent.name)] = (doc["execution_time"], doc["auto_score"])
+    times = sorted(t for t, _ in each.values())
+    per = batch_s * args.workers / max(1, len(made))
+    print(f"batch ({args.workers} workers): {batch_s:.1f} s wall for {len(made)} submissions (exit {code}; load "
+          f"{load_before} -> {loadavg()})")
+    print(f"seconds per HW5 submission      {per:8.1f} s  (wall x workers / submissions; target <= 60)")
+    if times:
+        print(f"  each one's own grading time   median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")
+    for source, (t, score) in sorted(each.items(), key=lambda kv: -kv[1][0])[:10]:
+        print(f"  {source:40s} {t:7.1f} s  {score:g} points")
+    (root / "bench.json").write_text(json.dumps({"assignment": "hw5", "submissions": len(made), "batch_s": batch_s,
+                                                 "workers": args.workers, "seconds_per_submission": per,
+                                                 "each": each}, indent=1, default=str))
+    print(f"details: {root / 'bench.json'}; log: {log}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--assignment", default="a2", choices=("a2", "hw5"),
+                    help="hw5: time `grader batch` on the HW5 examples (seconds per submission)")
+    ap.add_argument("--real", action="store_true", help="hw5: add the real corpus (../shared/real-hw5)")
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--cold-batch", action="store_true", help="also time `grader batch --no-warm --no-cache`")
@@ -276,6 +350,8 @@ def main() -> int:
                     help="also time the naive way with the grader of git revision REV (e.g. the commit "
                          "this work started from), exported with `git archive`")
     args = ap.parse_args()
+    if args.assignment == "hw5":
+        return hw5_main(args)
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     if root.exists() and any(root.iterdir()):

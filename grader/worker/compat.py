@@ -29,6 +29,7 @@ import inspect
 import math
 import os
 import sys
+import types
 from pathlib import Path
 
 # ------------------------------------------------------------------------------------- the tables
@@ -263,14 +264,40 @@ def _patcher(fullname: str):
     return None
 
 
+class _Absent:
+    """A name of a module the grader does not have: `from torchvision import datasets` and
+    `transforms.ToTensor` succeed; calling one (or reading a value from it) raises ImportError."""
+
+    def __init__(self, path: str):
+        self.__path = path
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Absent(f"{self.__path}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        top = self.__path.partition(".")[0]
+        raise ImportError(f"module {self.__path.rpartition('.')[0]!r} is not available in the grader "
+                          f"({top} is not installed; your code used {self.__path})")
+
+    def __repr__(self):
+        return f"<{self.__path}: not installed in the grader>"
+
+
+class _AbsentModule(types.ModuleType):
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Absent(f"{self.__name__}.{attr}")
+
+
 class _Standin(importlib.abc.Loader):
     """A module the grader does not have, imported by the student's own code: importing succeeds
     (a package, so `import torchvision.transforms` works too); using it fails clearly."""
 
     def create_module(self, spec):
-        from .loader import MissingModule
-
-        module = MissingModule(spec.name)
+        module = _AbsentModule(spec.name)
         module.__path__ = []
         return module
 

@@ -530,7 +530,7 @@ def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[di
         tree, found, counts = replace_constants(script.read_text(), constants, str(script))
         frames = _Frames()
         want_models = args.get("models") is not None
-        if want_models:
+        if want_models or args.get("all_dicts"):
             watch_functions(tree)
         code = compile(tree, str(script), "exec")
         facts: dict = {"script": name, "inputs": placed, "matplotlib": quiet_matplotlib(),

@@ -376,6 +376,9 @@ def layer_chain(params: dict, in_dim: int, out_dim: int, names: tuple[str, ...] 
             nxt = [n for n, W in left.items() if W.shape[0] == dim]
             if not nxt:
                 break
+            # among equals, a layer to the output size last: hidden layers of one size (32 -> 32,
+            # named in any order, e.g. eout, dlyr1) all come before it
+            nxt.sort(key=lambda n: left[n].shape[1] == out_dim)
             chain.append(nxt[0])
             dim = left.pop(nxt[0]).shape[1]
             if dim == out_dim and not any(W.shape[0] == dim for W in left.values()):

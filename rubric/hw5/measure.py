@@ -28,10 +28,49 @@ def params_of(value) -> dict:
     return {k: (as_tuple(v) if str(k).startswith("cache_") else v) for k, v in value.items()}
 
 
-def q3_weights(answer) -> dict | None:
-    """The pickled weights run_q3 wrote, else None."""
+def _weights(value) -> dict | None:
+    """A dict holding a first layer from the 1024 pixels (W [1024, H]), else None."""
+    if not isinstance(value, dict):
+        return None
+    w = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and "_" not in str(k)}
+    return w if any(str(k).startswith("W") and np.ndim(v) == 2 and np.shape(v)[0] == 1024
+                    for k, v in w.items()) else None
+
+
+def q3_weights_and_source(answer) -> tuple[dict | None, str]:
+    """The weights run_q3 saved, and where they came from: q3_weights.pickle; else the pickle of
+    another name or folder it wrote (`nn_weights.pickle`, `../out/...`: the engine's
+    output_patterns); else, when it wrote none, its trained `params` global."""
     w = answer.value("file", Q3_WEIGHTS)
-    return w if isinstance(w, dict) and w else None
+    if isinstance(w, dict) and w:
+        return w, Q3_WEIGHTS
+    for name in answer.facts.get("outputs_found", []):
+        w = _weights(answer.value("file", name))
+        if w is not None:
+            return w, name
+    w = _weights(answer.value("global", "params"))
+    return (w, "params") if w is not None else (None, "")
+
+
+def q3_weights(answer) -> dict | None:
+    """The weights run_q3 saved (see q3_weights_and_source), else None."""
+    return q3_weights_and_source(answer)[0]
+
+
+def with_accumulators(params: dict, answer) -> dict:
+    """params with momentum accumulators kept in a dict of their own (`M_params["W" + name]`,
+    returned by the engine's all_dicts) added as 'm_' + name, where params has none."""
+    params = dict(params)
+    for name in answer.facts.get("dicts", []):
+        other = answer.value("global", name)
+        if not isinstance(other, dict):
+            continue
+        for k, v in other.items():
+            if (k in params and "m_" + k not in params and isinstance(v, np.ndarray)
+                    and np.shape(v) == np.shape(params[k]) and v is not params[k]
+                    and not np.array_equal(v, params[k])):
+                params["m_" + k] = v
+    return params
 
 
 def q3_hidden(weights: dict) -> list[int]:
@@ -64,8 +103,15 @@ def q6_accuracy(result, inputs) -> tuple[float | None, str]:
     `evaluate/model`, made in the worker from images without their labels)."""
     pred = result.arrays.get("evaluate/model")
     y = np.argmax(inputs.arrays["holdout_y"], axis=1)
+    if pred is None:       # a model the engine found elsewhere (a local of a function, an attribute)
+        found = [m for m in result.meta.get("models", []) if f"model/{m['where']}/out" in result.arrays
+                 and result.arrays[f"model/{m['where']}/out"].shape == (y.size, 36)]
+        found.sort(key=lambda m: m.get("input_shape") != [-1, 1024])   # the fully connected one first
+        if found:
+            pred = np.argmax(result.arrays[f"model/{found[0]['where']}/out"], axis=1)
     if pred is None:
-        return None, result.meta.get("evaluate/model") or "no torch model named `model` to evaluate"
+        said = result.meta.get("evaluate/model") or "no torch model named `model` to evaluate"
+        return None, said + (f" ({result.meta['error']})" if result.meta.get("error") else "")
     pred = np.asarray(pred).reshape(-1)
     if pred.shape != y.shape:
         return None, f"the model returned {pred.size} predictions for {y.size} images"

@@ -311,14 +311,17 @@ def hw5_script(ctx, args, arrays):
     role, sources = args["role"], args.get("standins") or {}
     module_name = args.get("standin_module", "nn")
     after = _evaluator(args["evaluate"], arrays) if args.get("evaluate") else None
-    script_arrays = {k: v for k, v in arrays.items() if k != "holdout_x"}
-    first_error = None
+    # the models' images go to the engine's model search (grader/worker/script.py: `models`)
+    script_arrays = arrays if args.get("models") else {k: v for k, v in arrays.items() if k != "holdout_x"}
+    first_error, first = None, None
     if sources:
         module, saved, created = _install_standins(ctx, module_name, sources)
         try:
             out, facts = run_script(ctx, role, args, script_arrays, after=after)
             facts["standins"] = "the course's nn.py functions"
-            return out, facts
+            if facts.get("status") != "failed":       # completed, or stopped at its time limit
+                return out, facts
+            first, first_error = (out, facts), facts.get("error")
         except StudentError as exc:
             first_error = str(exc)
         finally:
@@ -326,6 +329,11 @@ def hw5_script(ctx, args, arrays):
     try:
         out, facts = run_script(ctx, role, args, script_arrays, after=after)
     except StudentError as exc:
+        if first is not None:
+            return first
         raise StudentError(first_error or str(exc)) from None
+    if facts.get("status") == "failed" and first is not None and \
+            first[1].get("seconds", 0) >= facts.get("seconds", 0):
+        return first                                  # both failed: the run that got further
     facts["standins"] = "your own nn.py functions" + (f" (with the course's: {first_error})" if first_error else "")
     return out, facts

@@ -384,7 +384,16 @@ def _q3(run) -> dict[str, V]:
         return {n: fail(err) for n in names}
     P = run.params("q3.1")
     out = {}
-    w = measure.q3_weights(answer)
+    w, source = measure.q3_weights_and_source(answer)
+    if w is not None:
+        # weights stand for the deliverable only when trained: an untouched starter saves the
+        # stand-ins' initial weights (the handout's sizes, chance accuracy), which earn nothing
+        acc = measure.q3_accuracy(answer, run.gold.inputs).value
+        chance = 1.0 / run.gold.inputs.arrays["holdout_y"].shape[1]
+        if acc is None or acc < 2 * chance:
+            why = f" ({answer.facts['error']})" if answer.facts.get("error") else ""
+            return {n: fail(f"run_q3 trained nothing: the weights it left are at chance accuracy on held-out "
+                            f"images{why}") for n in names}
     if w is None:
         out[names[0]] = out[names[2]] = fail("run_q3 wrote no q3_weights.pickle (a dict of its W and b arrays)")
     else:
@@ -399,6 +408,10 @@ def _q3(run) -> dict[str, V]:
             else:      # the size is charged by test_q3_hidden_size; the training is judged on its own
                 need = P["other_size_fraction"] * reference
                 v = judge.relative_threshold(v.value, need, 0.0, f"held-out accuracy (a hidden layer of {hid})")
+        if source != measure.Q3_WEIGHTS:       # found elsewhere by the engine: say so (a TA may check)
+            v.message += (f" (judged from {source}: no q3_weights.pickle was written)" if source != "params"
+                          else " (judged from the trained `params` it left: it wrote no weights pickle; "
+                               "flagged for a TA)")
         out[names[2]] = v
     # A network that was never trained (the starter's own initialisation pickled, no training loop)
     # earns nothing for its size or epochs: its pickled weights and its final `params` both predict
@@ -447,7 +460,7 @@ def _q5(run) -> dict[str, V]:
     if answer is None:
         return {n: fail(err) for n in names}
     hidden = run.params("q5.1.1")["hidden_size"]
-    p = measure.params_of(answer.value("global", "params"))
+    p = measure.with_accumulators(measure.params_of(answer.value("global", "params")), answer)
     out = {names[0]: judge.autoencoder_structure_check(p, hidden=hidden, part="layers"),
            names[1]: judge.autoencoder_structure_check(p, hidden=hidden, part="activations")}
     value, problem = measure.q5_psnr(answer, run.gold.inputs)
