@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from classkit import PROJECT, run_batch
-from grader.report import validate_result
+from grader.report.results import validate_result
 
 CORPUS = Path(os.environ.get("GRADER_REAL_HW5") or PROJECT.parent / "shared" / "real-hw5")
 EXPECTED = json.loads((PROJECT / "tests" / "real" / "hw5_expected.json").read_text())

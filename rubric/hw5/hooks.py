@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.checkkit import script_answer
-from grader.images import grid
+from grader.checks.kit import script_answer
+from grader.report.images import grid
 
 from . import judge, measure
 
