@@ -255,7 +255,7 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
                            hide=[out, gold.root, other.parent], quiet=True)
 
     started = time.monotonic()
-    report = pipeline.grade(sub, pipeline.Options(student=case.name), out, sandbox=box,
+    report = pipeline.grade(sub, pipeline.Options("a2", student=case.name), out, sandbox=box,
                             log=lambda m: None)
     elapsed = time.monotonic() - started
     time.sleep(float(adv.get("settle_s", 0)))    # a background process would act now
@@ -312,7 +312,7 @@ def test_attack(case, tmp_path, monkeypatch, server, gold):
     # 6. the batch goes on: the same sandbox grades the next submission
     canary_probe(box, gold, tmp_path)
     if adv.get("canary") == "full":
-        ref = pipeline.grade(REFERENCE, pipeline.Options(student="canary"), tmp_path / "canary_out",
+        ref = pipeline.grade(REFERENCE, pipeline.Options("a2", student="canary"), tmp_path / "canary_out",
                              sandbox=box, log=lambda m: None)
         assert points(ref) == {i.id: i.max_points for i in ref.items if i.status != "manual"}
     limit = float(adv.get("max_seconds", 120))
@@ -331,7 +331,7 @@ def test_attack_works_without_isolation(case, tmp_path, monkeypatch, server, gol
     adv = spec_of(case)["adversarial"]
     sub, out, *_ = world(case, tmp_path, monkeypatch, server, gold)
     box = Sandbox(Limits(), mode="basic", netns=False, quiet=True)
-    report = pipeline.grade(sub, pipeline.Options(student=case.name), out, sandbox=box, log=lambda m: None)
+    report = pipeline.grade(sub, pipeline.Options("a2", student=case.name), out, sandbox=box, log=lambda m: None)
     got = points(report)
     want = dict(expected(case), **adv["without_isolation"])
     assert {k: got.get(k) for k in want} == want

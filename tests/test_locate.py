@@ -53,10 +53,10 @@ def rnn_note(location) -> str:
 
 def test_the_engine_modules_name_no_assignment():
     for module in ("locate.py", "roles.py", "fingerprint.py"):
-        text = (PROJECT / "grader" / module).read_text()
+        text = (PROJECT / "grader" / "intake" / module).read_text()
         code = "\n".join(l for l in text.split("\n") if not l.lstrip().startswith("#"))
         for word in ("colouri", "coloriz", "regression", "lossFun", "CNN", "UNet", "min-char", "a2"):
-            assert not re.search(rf"\b{word}", code, re.IGNORECASE), f"grader/{module} names {word!r}"
+            assert not re.search(rf"\b{word}", code, re.IGNORECASE), f"grader/intake/{module} names {word!r}"
 
 
 def test_a2_roles_are_valid_data():

@@ -66,6 +66,28 @@ def test_a_pack_is_found_by_path_by_name_and_on_the_search_path(scaffold, tmp_pa
         packmod.find(str(tmp_path / "nowhere"))
 
 
+def test_a_packs_probes_reach_the_worker_runtime_and_the_probe_cache_key(scaffold, tmp_path):
+    """The probe module is copied into the runtime as graderworker.<name> (cold and warm workers
+    import it from there), and the probe cache's key changes with it."""
+    from types import SimpleNamespace
+
+    from grader.probes.cache import ProbeCache
+    from grader.sandbox.launcher import RUNTIME_PACKAGE, runtime_dir
+
+    pack = packmod.load(str(scaffold))
+    copied = runtime_dir() / RUNTIME_PACKAGE / "tinypk.py"
+    assert copied.read_text() == pack.worker_file.read_text()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    box = SimpleNamespace(threads=1, gpu=None, mode="basic")
+    cache = ProbeCache(tmp_path / "cache")
+    before = cache.chain(ws, {}, "tinypk", box).key
+    _edit(pack.worker_file, '"""', '"""Edited. ')
+    packmod.load(str(scaffold))
+    assert cache.chain(ws, {}, "tinypk", box).key != before
+    assert "Edited." in (runtime_dir() / RUNTIME_PACKAGE / "tinypk.py").read_text()
+
+
 @pytest.mark.parametrize("old,new,message", [
     ('name = "tinypk"', 'name = "tiny-pk"', "must be a Python identifier"),
     ('name = "tinypk"', 'name = "protocol"', "taken by the worker runtime"),
