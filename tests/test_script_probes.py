@@ -156,6 +156,11 @@ def test_removed_apis_plots_and_missing_modules_are_shimmed_with_a_note_each(pac
         deriv = relu_deriv(np.array([-1.0, 2.0]))
         blas = os.environ.get("OPENBLAS_NUM_THREADS")
         torch_threads = torch.get_num_threads()
+        try:                                            # not an optional library: no stand-in,
+            import google.colab                         # so the usual fallback is taken
+            colab = "stand-in"
+        except ImportError:
+            colab = "fallback"
     """
     util = """
         import numpy as np
@@ -163,7 +168,7 @@ def test_removed_apis_plots_and_missing_modules_are_shimmed_with_a_note_each(pac
             return (x > 0).astype(np.float)             # the course's starter, as on numpy < 1.24
     """
     specs = [script_spec("old", "old", timeout=120, globals=["kinds", "psnr", "used_torchvision", "deriv",
-                                                             "blas", "torch_threads", "grey", "eroded"])]
+                                                             "blas", "torch_threads", "grey", "eroded", "colab"])]
     [result] = _run(tmp_path, box, {"old": old}, specs, helpers={"util.py": util}).values()
     a = _ok(result)
     g = a.globals
@@ -173,6 +178,7 @@ def test_removed_apis_plots_and_missing_modules_are_shimmed_with_a_note_each(pac
     said = a.facts["values"]["global/used_torchvision"]
     assert "torchvision.transforms" in said and "not available in the grader" in said
     assert a.facts["values"]["global/blas"] == "1" and _num(g["torch_threads"]) == 1
+    assert a.facts["values"]["global/colab"] == "fallback"
     notes = result.meta["notes"]
     expected = ["np.float (removed in numpy 1.24) was read as the builtin float (in old.py, line 14)",
                 "np.int (removed in numpy 1.24) was read as the builtin int (in old.py, line 14)",

@@ -68,6 +68,11 @@ class WorkerSession:
 
     def __init__(self, sandbox: Sandbox, workspace: Path, modules: dict[str, str], assignment: str):
         self.sandbox, self.workspace, self.modules, self.assignment = sandbox, workspace, modules, assignment
+        # The worker runtime holds the probes of the packs loaded in this process: load this one
+        # (once; a no-op after) so a session never depends on some earlier caller having done it.
+        from ..pack import load as load_pack
+
+        load_pack(assignment)
         # A SlotPool (a batch's shared compute slots): a slot is held from the first launch to close().
         self.pool = sandbox if isinstance(sandbox, SlotPool) else None
         self.slot = None

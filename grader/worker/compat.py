@@ -10,8 +10,8 @@ exists today changes meaning.
 Also here, because real scripts need it to run to completion at all:
 - matplotlib: `plt.show()` and `plt.pause()` return at once, `matplotlib.use(...)` of an
   interactive backend is ignored (the worker draws with Agg and has no display);
-- modules the grader does not install (torchvision on a CPU machine, cv2) imported by the
-  student's own files get a stand-in that fails with a clear message only when used, so the rest
+- the optional libraries the grader does not install (`OPTIONAL_MODULES`: torchvision on a CPU
+  machine, cv2, sklearn, ...) imported by the student's own files get a stand-in that fails with a clear message only when used, so the rest
   of a script still runs;
 - BLAS and torch threads held to the worker's share (OpenBLAS' default threading on a loaded
   2-core machine made a numpy training script ~10x slower).
@@ -332,8 +332,8 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         # only the student's own top-level imports are looked up here (to give a missing module a
         # stand-in), and the modules that get patched; every other import goes on as usual
-        student = not standin and patch is None and fullname == top and bool(_STUDENT_ROOTS) \
-            and _imported_by_student()
+        student = not standin and patch is None and fullname == top and top in OPTIONAL_MODULES \
+            and bool(_STUDENT_ROOTS) and _imported_by_student()
         if patch is None and not standin and not student:
             return None
         self.busy.add(fullname)
@@ -361,6 +361,12 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 _STANDINS: set[str] = set()
+
+# Libraries a course's students import that the grader does not install (torchvision's CPU wheel
+# does not import with CPU torch): only these get a stand-in. Any other missing module still raises
+# ModuleNotFoundError, so `try: import google.colab / except ImportError:` takes its fallback, and
+# a student's import of a file that is not there (the reference's, say) fails as it would anywhere.
+OPTIONAL_MODULES = frozenset({"torchvision", "torchaudio", "cv2", "sklearn", "pandas", "seaborn", "tqdm"})
 
 
 def _imported_by_student() -> bool:
