@@ -412,6 +412,7 @@ def results(out: Path) -> dict:
     return docs
 
 
+@pytest.mark.heavy
 def test_warm_batch_gives_the_cold_gradebook_and_a_regrade_reuses_every_answer(tmp_path):
     """One class through the real `grader batch`: cold (--no-warm --no-cache), warm (the default,
     an empty probe cache), and warm again with --force (every answer from the cache)."""

@@ -41,6 +41,7 @@ def ray_processes() -> list[bytes]:
 
 
 @needs_ray
+@pytest.mark.heavy
 def test_ray_executor_writes_the_local_gradebook(tmp_path):
     """A class of four (a zip, a mutant, a corrupt zip, a folder entry) graded by the local executor
     and by `--executor ray` on a local instance of 2 CPUs: the same gradebook, results, feedback

@@ -40,7 +40,7 @@ SLOW = {"c19nb-muneebsyed6698"}
 MAX_TIMEOUTS = 3              # the bound: a hanging part is graded in about three timeouts
 TOLERANCE = 1e-6
 
-pytestmark = pytest.mark.course_data
+pytestmark = [pytest.mark.course_data, pytest.mark.heavy]
 
 
 def _param(folder: str):

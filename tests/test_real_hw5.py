@@ -43,7 +43,7 @@ FOLDERS = sorted(k for k in EXPECTED if not k.startswith("_"))
 SLOW = set(EXPECTED.get("_slow", []))
 TOLERANCE = 1e-6
 
-pytestmark = pytest.mark.course_data
+pytestmark = [pytest.mark.course_data, pytest.mark.heavy]
 
 
 def _param(folder: str):
