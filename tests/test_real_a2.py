@@ -22,11 +22,11 @@ import os
 import re
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
+import corpus
 from classkit import PROJECT, run_batch
 from grader.report.results import validate_result
 
@@ -43,29 +43,7 @@ TOLERANCE = 1e-6
 pytestmark = [pytest.mark.course_data, pytest.mark.heavy]
 
 
-def _param(folder: str):
-    return pytest.param(folder, id=folder, marks=[pytest.mark.slow] if folder in SLOW else [])
-
-
-PARAMS = [_param(f) for f in FOLDERS]
-
-
-def _selected_folders(session) -> list[str]:
-    """The corpus folders whose tests this session runs (so one batch grades exactly those)."""
-    chosen = set()
-    for item in session.items:
-        if item.module.__name__ == __name__ and hasattr(item, "callspec"):
-            folder = item.callspec.params.get("folder")
-            if folder:
-                chosen.add(folder)
-    return sorted(chosen) or [f for f in FOLDERS if f not in SLOW]
-
-
-def _zip_folder(folder: Path, target: Path) -> None:
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
+PARAMS = corpus.params(FOLDERS, SLOW)
 
 
 class Graded:
@@ -100,7 +78,7 @@ def graded(request, tmp_path_factory) -> Graded:
                     f"project): these tests grade it when it is there")
     missing = [f for f in FOLDERS if not (CORPUS / f).is_dir()]
     assert not missing, f"tests/real/a2_expected.json names folders that {CORPUS} lacks: {missing}"
-    folders = _selected_folders(request.session)
+    folders = corpus.selected_folders(request.session, __name__, FOLDERS, SLOW)
     # Under pytest-xdist the workers share one batch (the first to take the lock grades the class,
     # the others read its output), so the class is graded once per session, not once per worker.
     shared = tmp_path_factory.getbasetemp()
@@ -126,7 +104,7 @@ def _grade_class(root: Path, folders: list[str]) -> dict:
     shutil.rmtree(root / "out", ignore_errors=True)
     cls.mkdir()
     for folder in folders:
-        _zip_folder(CORPUS / folder, cls / f"{folder}_Assign2.zip")
+        corpus.zip_folder(CORPUS / folder, cls / f"{folder}_Assign2.zip")
     started = time.monotonic()
     # the profile's own probe timeout (60 s): no corpus submission hangs, and a shorter one turns a
     # slow import on a loaded machine into a wrong verdict
