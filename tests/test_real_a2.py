@@ -15,8 +15,6 @@ docs/real-submissions.md.
 from __future__ import annotations
 
 import csv
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -79,21 +77,7 @@ def graded(request, tmp_path_factory) -> Graded:
     missing = [f for f in FOLDERS if not (CORPUS / f).is_dir()]
     assert not missing, f"tests/real/a2_expected.json names folders that {CORPUS} lacks: {missing}"
     folders = corpus.selected_folders(request.session, __name__, FOLDERS, SLOW)
-    # Under pytest-xdist the workers share one batch (the first to take the lock grades the class,
-    # the others read its output), so the class is graded once per session, not once per worker.
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    key = hashlib.sha256("\n".join(folders).encode()).hexdigest()[:12]
-    root = shared / f"real_a2-{key}"
-    root.mkdir(exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "done.json"
-        if not done.exists():
-            run = _grade_class(root, folders)
-            done.write_text(json.dumps(run))
-        run = json.loads(done.read_text())
+    root, run = corpus.grade_once(tmp_path_factory, "real_a2", folders, _grade_class)
     print(f"\nreal corpus: {len(folders)} submissions graded as one class in {run['seconds']:.0f} s")
     return Graded(root / "out", run, folders)
 

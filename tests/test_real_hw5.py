@@ -20,8 +20,6 @@ class. The corpus is read from `../shared/real-hw5` (relative to the project roo
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -78,19 +76,7 @@ def graded(request, tmp_path_factory) -> Graded:
     missing = [f for f in FOLDERS if not (CORPUS / f).is_dir()]
     assert not missing, f"tests/real/hw5_expected.json names folders that {CORPUS} lacks: {missing}"
     folders = corpus.selected_folders(request.session, __name__, FOLDERS, SLOW)
-    # Under pytest-xdist the workers share one batch (the first to take the lock grades the class).
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    key = hashlib.sha256("\n".join(folders).encode()).hexdigest()[:12]
-    root = shared / f"real_hw5-{key}"
-    root.mkdir(exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "done.json"
-        if not done.exists():
-            done.write_text(json.dumps(_grade_class(root, folders)))
-        run = json.loads(done.read_text())
+    root, run = corpus.grade_once(tmp_path_factory, "real_hw5", folders, _grade_class)
     print(f"\nreal HW5 corpus: {len(folders)} submissions graded as one class in {run['seconds']:.0f} s "
           f"({run['seconds'] / max(1, len(folders)):.0f} s per submission, 2 workers)")
     return Graded(root / "out", run, folders)
