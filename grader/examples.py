@@ -62,7 +62,7 @@ SHARED = PROJECT.parent / "shared"      # the course's material (../shared from 
 
 
 def shared_submission(example: Path) -> Path:
-    """The course folder a `submission.toml` names (`shared = "hw5-starter/f20/python"`, under
+    """The course folder a `submission.toml` names (`shared = "<course starter>/python"`, under
     ../shared): read there, never copied into the project. ExampleError where it is absent."""
     with (example / "submission.toml").open("rb") as fh:
         spec = tomllib.load(fh)
