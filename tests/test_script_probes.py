@@ -292,11 +292,13 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
         from skimage.measure import compare_ssim_that_never_existed
     """
     quick = "v = 42\n"
+    deep = "def plot(n):\n    raise ValueError(n)\n\nv = 1\nplot(v)\n"     # fails in a function called at line 5
     specs = [script_spec("forever", "forever", timeout=60, time_limit=3, partial=True, globals=["params", "step"]),
              script_spec("forever_strict", "forever", timeout=60, time_limit=3, globals=["params"]),
              script_spec("crash", "crash", timeout=60, partial=True, globals=["params"]),
-             script_spec("quick", "quick", timeout=60, globals=["v"])]
-    results = _run(tmp_path, box, {"forever": forever, "crash": crash, "quick": quick}, specs)
+             script_spec("quick", "quick", timeout=60, globals=["v"]),
+             script_spec("deep", "deep", timeout=60, partial=True, globals=["v"])]
+    results = _run(tmp_path, box, {"forever": forever, "crash": crash, "quick": quick, "deep": deep}, specs)
     a = _ok(results["forever"])
     assert a.facts["status"] == "stopped" and 2.5 < a.facts["seconds"] < 20
     assert _num(a.globals["step"]) > 0 and a.globals["params"]["W"][0] == _num(a.globals["step"])
@@ -308,6 +310,11 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
     assert c.facts["status"] == "failed" and "ImportError" in c.facts["error"] and "crash.py, line 4" in c.facts["error"]
     np.testing.assert_array_equal(c.globals["params"]["W"], np.ones(2))
     assert _num(_ok(results["quick"]).globals["v"]) == 42
+    # how far a failed run got, by the top-level line it failed at (the same on every run, unlike
+    # its seconds): what a pack compares to pick the further of two failed runs
+    assert c.facts["failed_line"] == 4
+    d = _ok(results["deep"])
+    assert d.facts["status"] == "failed" and d.facts["failed_line"] == 5
 
 
 def test_the_report_shows_what_the_grader_did(pack, tmp_path):

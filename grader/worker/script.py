@@ -511,6 +511,18 @@ def apply_models(models: dict, spec: dict, arrays: dict, out: "_Collector", limi
     return report
 
 
+def _top_level_line(exc: BaseException, script: str) -> int | None:
+    """The line of the script's top-level statement that was running when `exc` was raised: how
+    far a failed run got, the same every time (a run's seconds are not)."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == script and code.co_name == "<module>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[dict, dict]:
     """Run the script of `role` to completion as `__main__` (see the module doc); (arrays, facts).
     `after(scope) -> (arrays, facts)`: a pack probe's own look at the finished script's globals."""
@@ -576,6 +588,7 @@ def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[di
             raise
         except BaseException as exc:  # noqa: BLE001 - the student's script may raise anything
             status, error = "failed", f"running {name} failed: {describe(exc, folder)}"
+            facts["failed_line"] = _top_level_line(exc, str(script))
         finally:
             os.chdir(saved[0])
             sys.argv, sys.stdin, builtins.input = saved[1], saved[2], saved[4]

@@ -484,4 +484,22 @@ def _q6(run) -> dict[str, V]:
     if value is None:
         return {name: fail(problem)}
     reference = run.gold.derived_meta.get("q6_accuracy") or value
-    return {name: judge.relative_threshold(value, reference, run.params("q6.1.1")["margin"], "held-out accuracy")}
+    P = run.params("q6.1.1")
+    v = judge.relative_threshold(value, reference, P["margin"], "held-out accuracy")
+    if v:
+        return {name: v}
+    # The handout sets no accuracy for Q6.1.1: it asks for the network, trained, and its curves. The
+    # script runs with the student's own optimiser, learning rate and epochs, often locals of a
+    # function that the budget's constants do not reach, so under the ci budget a correct network
+    # can stop well short of the reference. A network that learned (held-out accuracy several
+    # times chance) gets the points; one that did not train stays at chance and gets none.
+    chance = 1.0 / run.gold.inputs.arrays["holdout_y"].shape[1]
+    need = P["over_chance"] * chance
+    if value >= need:
+        return {name: V(True, f"held-out accuracy {value:.3f}: it learned ({value / chance:.0f} times chance "
+                              f"{chance:.3f}); below the reference's {reference:.3f} at this budget, with your "
+                              f"own optimiser, learning rate and epochs, which is allowed (the handout sets no "
+                              f"accuracy for Q6.1.1)", value)}
+    return {name: V(False, f"held-out accuracy {value:.3f}: the network did not learn (chance is {chance:.3f}; "
+                           f"a trained network reaches at least {need:.3f} here, the reference {reference:.3f})",
+                    value)}
