@@ -232,6 +232,26 @@ def test_params_accuracy_and_layer_chain():
     assert judge.params_accuracy(p, x, np.roll(y, 1, axis=1)).value < 0.2
 
 
+
+def test_layers_of_one_shape_are_chained_by_the_caches_of_the_last_forward_pass():
+    # a real autoencoder's names (navarrs_f20): elyr1 1024->32, eout 32->32, dlyr1 32->32,
+    # dout 32->1024; "dlyr1" sorts before "eout", so shapes alone would put the decoder first
+    rng = np.random.RandomState(1)
+    shapes = {"elyr1": (1024, 32), "eout": (32, 32), "dlyr1": (32, 32), "dout": (32, 1024)}
+    p = {}
+    for name, shape in shapes.items():
+        p["W" + name], p["b" + name] = rng.randn(*shape) * 0.1, np.zeros(shape[1])
+    h = rng.rand(3, 1024)
+    for name in shapes:                             # the forward pass, in network order
+        pre = h @ p["W" + name]
+        post = np.maximum(pre, 0)
+        p["cache_" + name] = (h, pre, post)
+        h = post
+    arrived = {k: p[k] for k in sorted(p)}          # as a dict comes back from the worker: sorted
+    assert judge.layer_chain(arrived, 1024, 1024) == ["elyr1", "eout", "dlyr1", "dout"]
+    no_caches = {k: v for k, v in arrived.items() if not k.startswith("cache_")}
+    assert judge.layer_chain(no_caches, 1024, 1024) == ["elyr1", "dlyr1", "eout", "dout"]   # the dict's order
+
 def test_relative_threshold():
     assert judge.relative_threshold(0.66, 0.70, 0.08, "accuracy")
     v = judge.relative_threshold(0.5, 0.70, 0.08, "accuracy")

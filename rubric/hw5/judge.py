@@ -362,11 +362,23 @@ def _weights(params: dict) -> dict[str, np.ndarray]:
             if isinstance(k, str) and k.startswith("W") and ("b" + k[1:]) in params and np.ndim(v) == 2}
 
 
+def _fed_by(params: dict, before: str, name: str) -> bool:
+    """Did layer `name`'s cached input (cache_<name> = (X, pre_act, post_act)) equal layer
+    `before`'s cached output, i.e. was it the next layer in the last forward pass?"""
+    a, b = params.get("cache_" + before), params.get("cache_" + name)
+    try:
+        post, x = np.asarray(a[2], np.float64), np.asarray(b[0], np.float64)
+        return post.shape == x.shape and bool(np.allclose(post, x))
+    except (TypeError, IndexError, ValueError, KeyError):
+        return False
+
+
 def layer_chain(params: dict, in_dim: int, out_dim: int, names: tuple[str, ...] = ()) -> list[str]:
     """The layer names of params in network order, from the input size to the output size.
 
     The handout's names (`names`, e.g. layer1, output) when all present; else the W's chained by
-    shape, in the dict's order among equals. Raises ValueError (with a message for the student)."""
+    shape: among equals, the one the last forward pass's caches show was fed by the layer before,
+    else a layer to the output size last, else the dict's order. Raises ValueError (with a message for the student)."""
     Ws = _weights(params)
     if names and all(n in Ws for n in names):
         chain = list(names)
@@ -379,6 +391,12 @@ def layer_chain(params: dict, in_dim: int, out_dim: int, names: tuple[str, ...] 
             # among equals, a layer to the output size last: hidden layers of one size (32 -> 32,
             # named in any order, e.g. eout, dlyr1) all come before it
             nxt.sort(key=lambda n: left[n].shape[1] == out_dim)
+            if len(nxt) > 1 and chain:
+                # hidden layers of one shape (32 -> 32, named e.g. eout and dlyr1, which sort the
+                # wrong way round): the last forward pass's caches say which took the previous
+                # layer's output as its input
+                fed = [n for n in nxt if _fed_by(params, chain[-1], n)]
+                nxt = fed + [n for n in nxt if n not in fed]
             chain.append(nxt[0])
             dim = left.pop(nxt[0]).shape[1]
             if dim == out_dim and not any(W.shape[0] == dim for W in left.values()):
