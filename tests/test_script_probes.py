@@ -292,13 +292,28 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
         from skimage.measure import compare_ssim_that_never_existed
     """
     quick = "v = 42\n"
+    parts = """
+        import sys
+        part = 0
+        def main():
+            global part
+            if sys.argv[1] == "7.1.1":                   # a handout's part number, a TA types it
+                part = 1
+            if sys.argv[1] == "7.1.2":
+                part = 2
+        if __name__ == "__main__":
+            main()
+    """
     deep = "def plot(n):\n    raise ValueError(n)\n\nv = 1\nplot(v)\n"     # fails in a function called at line 5
     specs = [script_spec("forever", "forever", timeout=60, time_limit=3, partial=True, globals=["params", "step"]),
              script_spec("forever_strict", "forever", timeout=60, time_limit=3, globals=["params"]),
              script_spec("crash", "crash", timeout=60, partial=True, globals=["params"]),
              script_spec("quick", "quick", timeout=60, globals=["v"]),
-             script_spec("deep", "deep", timeout=60, partial=True, globals=["v"])]
-    results = _run(tmp_path, box, {"forever": forever, "crash": crash, "quick": quick, "deep": deep}, specs)
+             script_spec("deep", "deep", timeout=60, partial=True, globals=["v"]),
+             script_spec("parts", "parts", timeout=60, globals=["part"], argv_choices=["6.1.1", "7.1.1"]),
+             script_spec("no_part", "parts", timeout=60, partial=True, globals=["part"], argv_choices=["9.9"])]
+    results = _run(tmp_path, box, {"forever": forever, "crash": crash, "quick": quick, "deep": deep,
+                                   "parts": parts}, specs)
     a = _ok(results["forever"])
     assert a.facts["status"] == "stopped" and 2.5 < a.facts["seconds"] < 20
     assert _num(a.globals["step"]) > 0 and a.globals["params"]["W"][0] == _num(a.globals["step"])
@@ -315,6 +330,12 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
     assert c.facts["failed_line"] == 4
     d = _ok(results["deep"])
     assert d.facts["status"] == "failed" and d.facts["failed_line"] == 5
+    # a script that picks its part from sys.argv[1] runs the part graded, and says so
+    part = _ok(results["parts"])
+    assert _num(part.globals["part"]) == 1
+    assert any("it was run as `python parts.py 7.1.1`" in n for n in part.facts["notes"])
+    none = _ok(results["no_part"])
+    assert none.facts["status"] == "failed" and "IndexError" in none.facts["error"]
 
 
 def test_the_report_shows_what_the_grader_did(pack, tmp_path):

@@ -20,7 +20,7 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
                 outputs: list[str] | None = None, folder: str = "python", timeout: float = 600.0,
                 name: str | None = None, partial: bool = False, all_dicts: bool = False,
                 output_patterns: list[str] | None = None, models: dict | None = None,
-                time_limit: float | None = None) -> ProbeSpec:
+                time_limit: float | None = None, argv_choices: list[str] | None = None) -> ProbeSpec:
     """A ProbeSpec for the worker's `script` probe; its arguments are checked here, when the plan
     is built (a typo is the pack's error at gold time, not a student's zero).
 
@@ -37,7 +37,10 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
       (a global, an attribute of a global, a local of one of its functions) is run on the sent
       array `NAME` and its outputs returned as `model/<where>/out`;
     - `time_limit`: seconds after which the worker stops the script itself, with a clear message
-      (default: a little under `timeout`, which kills the worker from outside)."""
+      (default: a little under `timeout`, which kills the worker from outside);
+    - `argv_choices`: the names a script may expect as its command-line argument for the part
+      graded (`["6.1.1", "7.1.1"]`): a script that compares `sys.argv[1]` with one of them runs
+      with it (`python run_q7_1.py 7.1.1`), with a note; other scripts run without arguments."""
     inputs, arrays, constants = inputs or {}, arrays or {}, constants or {}
     if models is not None and models.get("array") not in arrays:
         raise ValueError(f"script {key}: models names array {models.get('array')!r}, which is not sent")
@@ -54,6 +57,8 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
             "globals": list(globals or []), "outputs": list(outputs or []), "folder": folder,
             "partial": bool(partial), "all_dicts": bool(all_dicts),
             "output_patterns": list(output_patterns or []), "time_limit": float(time_limit)}
+    if argv_choices:
+        args["argv_choices"] = [str(c) for c in argv_choices]
     if models is not None:
         args["models"] = {"array": models["array"], "shapes": [list(s) for s in models.get("shapes", [])]}
     if name:
