@@ -185,6 +185,7 @@ NOTES = {
     "cv2": re.compile(r"`import cv2`: cv2 is not installed in the grader"),
     "partial": re.compile(r"what it had computed by then was graded"),
     "time limit": re.compile(r"did not finish within [\d.]+ s, the time limit for this script"),
+    "argv": re.compile(r"picks its part from the command line \(sys\.argv\[1\] == '7\.1\.1'\): it was run as"),
 }
 
 
