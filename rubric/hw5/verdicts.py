@@ -384,13 +384,17 @@ def _q3(run) -> dict[str, V]:
         return {n: fail(err) for n in names}
     P = run.params("q3.1")
     out = {}
+    stale = False
     w, source = measure.q3_weights_and_source(answer)
     if w is not None:
         # weights stand for the deliverable only when trained: an untouched starter saves the
         # stand-ins' initial weights (the handout's sizes, chance accuracy), which earn nothing
+        # (a script that trained but pickled the weights it started from keeps its size and epochs
+        # points: its final `params` are trained, and only the deliverable is wrong)
         acc = measure.q3_accuracy(answer, run.gold.inputs).value
         chance = 1.0 / run.gold.inputs.arrays["holdout_y"].shape[1]
-        if acc is None or acc < 2 * chance:
+        stale = acc is None or acc < 2 * chance
+        if stale and not _q3_trained(answer, run, P):
             why = f" ({answer.facts['error']})" if answer.facts.get("error") else ""
             return {n: fail(f"run_q3 trained nothing: the weights it left are at chance accuracy on held-out "
                             f"images{why}") for n in names}
@@ -412,6 +416,9 @@ def _q3(run) -> dict[str, V]:
             v.message += (f" (judged from {source}: no q3_weights.pickle was written)" if source != "params"
                           else " (judged from the trained `params` it left: it wrote no weights pickle; "
                                "flagged for a TA)")
+        if stale and not v:
+            v.message += (" (the pickled weights are at chance although the script's network trained: "
+                          "were they saved before the training loop?)")
         out[names[2]] = v
     # A network that was never trained (the starter's own initialisation pickled, no training loop)
     # earns nothing for its size or epochs: its pickled weights and its final `params` both predict
