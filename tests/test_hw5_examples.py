@@ -3,8 +3,8 @@ sandboxed worker, the function and script probes, the trusted-side checks): the 
 automatic point, each seeded bug loses exactly the marks it deserves, the untouched starters get 0.
 
 Each example runs every script at the ci budget (about 30 s on 2 idle cores), so the default run
-grades the reference and the course's starters (whose scripts fail at once); `-m slow` grades them
-all, and the reference on the cpu profile too."""
+grades the reference and the course's starters (whose scripts fail at once); `-m heavy` (run by CI)
+grades every other example, and `-m slow` the reference on the cpu profile."""
 from __future__ import annotations
 
 import json
@@ -50,7 +50,7 @@ def test_there_are_enough_examples():
     assert all(expected(e) is not None for e in EXAMPLES)
 
 
-@pytest.mark.parametrize("example", [pytest.param(e, marks=() if _name(e) in FAST else pytest.mark.slow)
+@pytest.mark.parametrize("example", [pytest.param(e, marks=() if _name(e) in FAST else pytest.mark.heavy)
                                      for e in EXAMPLES], ids=_name)
 def test_example_scores_as_expected(example, tmp_path):
     report = _grade(example, tmp_path)
