@@ -1,16 +1,17 @@
-"""Trusted-side judging for HW5: pure numpy, no student code.
+"""Trusted-side judging for HW5: numpy and torch, no student code.
 
 Every function here receives plain arrays that came back from the worker (the student's outputs)
 and the inputs the trusted side chose, and answers a `Verdict`: passed or not, and a message that
 says what was expected and what was found (never a hidden gold value). The checks of
 rubric/hw5/checks/ (not written yet: they wait for the pack engine, see docs/hw5.md) call these.
 
-    gold network maths      sigmoid, softmax, forward_gold, backwards_gold, q2_loss_and_gradients
+    gold network maths      sigmoid, softmax, forward_gold, backwards_gold, q2_loss_and_gradients,
+                            q2_example_gradients (torch; gradients by autograd)
     q2.1.2                  xavier_check
     q2.2.x                  sigmoid_check, forward_check, softmax_check, loss_acc_check
     q2.3.1                  compare_arrays (against backwards_gold)
     q2.4                    batches_check
-    q2.5                    gradcheck_error
+    q2.5                    gradcheck_error, checker_data (the examples a checker used)
     q3.1 / q6.1.1           layer_chain, params_accuracy
     q4.2                    match_boxes, boxes_check, bw_check
     q4.4                    edit_distance, text_score
@@ -67,61 +68,136 @@ def _finite_array(a, what: str) -> tuple[np.ndarray | None, Verdict | None]:
 
 
 # ----------------------------------------------------------------------------------------------
-# The handout's network, in numpy (the gold)
+# The handout's network (the gold): torch in float64, gradients by autograd
 # ----------------------------------------------------------------------------------------------
+# This module ships in the student bundle (the visible items are judged with it on a student's
+# laptop), so the gold is not a numpy version of nn.py's functions: forward passes are torch's
+# own operations and every gradient comes from torch.autograd, never a hand-written backward.
+# torch is imported on first use: the checks that need no network maths do not pay for it.
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _t(a, grad: bool = False):
+    """A float64 torch copy of an array (a leaf of autograd when `grad`)."""
+    return _torch().tensor(np.asarray(a, dtype=np.float64), dtype=_torch().float64, requires_grad=grad)
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().numpy().copy()
+
+
+def _act(name: str, t):
+    torch = _torch()
+    return {"sigmoid": torch.sigmoid, "linear": lambda v: v, "tanh": torch.tanh, "relu": torch.relu}[name](t)
+
+
+def _pre_of(name: str, post):
+    """A pre-activation whose activation is `post` (the course's derivatives are functions of
+    post_act; torch's sigmoid and tanh backward are too, so saturated 0/1 entries give 0)."""
+    torch = _torch()
+    return {"sigmoid": torch.logit, "tanh": torch.atanh}.get(name, lambda v: v)(post)
+
 
 def sigmoid(x):
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    return _np(_torch().sigmoid(_t(x)))
 
 
 def activation(name: str, x):
-    return {"sigmoid": sigmoid, "linear": lambda v: np.asarray(v, dtype=np.float64),
-            "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0)}[name](x)
-
-
-def activation_deriv(name: str, post):
-    """The derivative as a function of the post-activation, as the course's util.py defines it."""
-    post = np.asarray(post, dtype=np.float64)
-    return {"sigmoid": lambda p: p * (1.0 - p), "linear": np.ones_like,
-            "tanh": lambda p: 1.0 - p ** 2, "relu": lambda p: (p > 0).astype(np.float64)}[name](post)
+    return _np(_act(name, _t(x)))
 
 
 def softmax(x):
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    """Row-wise softmax [N, C] of x [N, C]."""
+    return _np(_torch().softmax(_t(x), dim=1))
+
+
+def cross_entropy(y, probs) -> float:
+    """The handout's loss: the total (not the mean) cross-entropy of probs against y."""
+    torch = _torch()
+    return float(-torch.sum(_t(y) * torch.log(_t(probs))))
+
+
+def accuracy(y, probs) -> float:
+    """The fraction of rows whose most probable class is the label's."""
+    torch = _torch()
+    return float((torch.argmax(_t(y), 1) == torch.argmax(_t(probs), 1)).double().mean())
 
 
 def forward_gold(X, W, b, act: str = "sigmoid"):
     """(pre_act [N, C], post_act [N, C]) of X [N, D] @ W [D, C] + b [C]."""
-    pre = np.asarray(X, np.float64) @ np.asarray(W, np.float64) + np.asarray(b, np.float64).reshape(-1)
-    return pre, activation(act, pre)
+    pre = _t(X) @ _t(W) + _t(b).reshape(-1)
+    return _np(pre), _np(_act(act, pre))
 
 
 def backwards_gold(delta, X, W, post, act: str = "sigmoid"):
-    """(grad_W [D, C], grad_b [C], grad_X [N, D]): through the activation first, summed over N."""
-    d = np.asarray(delta, np.float64) * activation_deriv(act, post)
-    return np.asarray(X, np.float64).T @ d, d.sum(axis=0), d @ np.asarray(W, np.float64).T
+    """(grad_W [D, C], grad_b [C], grad_X [N, D]) of sum(delta * post_act) for the layer
+    post_act = act(X @ W + b) whose output is `post`: what backwards computes (through the
+    activation first, summed over the N examples), by autograd."""
+    torch = _torch()
+    Xt, Wt = _t(X, grad=True), _t(W, grad=True)
+    bt = torch.zeros(np.shape(W)[1], dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():      # the layer's own pre-activation, recovered from its output
+        offset = _pre_of(act, _t(post)) - Xt @ Wt
+    out = _act(act, Xt @ Wt + bt + offset)
+    gW, gb, gX = torch.autograd.grad(torch.sum(_t(delta) * out), (Wt, bt, Xt))
+    return _np(gW), _np(gb), _np(gX)
+
+
+def _q2_loss(params: dict, x, y, hidden: str, output: str):
+    """(loss tensor, leaves): the summed cross-entropy of run_q2's 2-25-4 network on x, y."""
+    torch = _torch()
+    leaves = {"grad_W" + hidden: _t(params["W" + hidden], grad=True),
+              "grad_b" + hidden: _t(np.reshape(params["b" + hidden], -1), grad=True),
+              "grad_W" + output: _t(params["W" + output], grad=True),
+              "grad_b" + output: _t(np.reshape(params["b" + output], -1), grad=True)}
+    W1, b1, W2, b2 = leaves.values()
+    h = torch.sigmoid(_t(x) @ W1 + b1)
+    logp = torch.log_softmax(h @ W2 + b2, dim=1)
+    return -(_t(y) * logp).sum(dim=1), leaves
 
 
 def q2_loss_and_gradients(params: dict, x, y, hidden: str = "layer1", output: str = "output"):
     """The summed cross-entropy of run_q2's 2-25-4 network (sigmoid, softmax) on x, y, and the
-    exact gradient of every W and b: {'grad_Wlayer1': ..., ...}."""
-    W1, b1 = np.asarray(params["W" + hidden], np.float64), np.asarray(params["b" + hidden], np.float64).reshape(-1)
-    W2, b2 = np.asarray(params["W" + output], np.float64), np.asarray(params["b" + output], np.float64).reshape(-1)
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    _, h = forward_gold(x, W1, b1, "sigmoid")
-    probs = softmax(h @ W2 + b2)
-    loss = float(-np.sum(y * np.log(probs)))
-    gW2, gb2, gh = backwards_gold(probs - y, h, W2, probs, "linear")
-    gW1, gb1, _ = backwards_gold(gh, x, W1, h, "sigmoid")
-    return loss, {"grad_W" + hidden: gW1, "grad_b" + hidden: gb1, "grad_W" + output: gW2, "grad_b" + output: gb2}
+    exact gradient of every W and b: {'grad_Wlayer1': ..., ...} (b's 1-D)."""
+    torch = _torch()
+    per_example, leaves = _q2_loss(params, x, y, hidden, output)
+    loss = per_example.sum()
+    grads = torch.autograd.grad(loss, list(leaves.values()))
+    return float(loss.detach()), {k: _np(g) for k, g in zip(leaves, grads)}
+
+
+def q2_example_gradients(params: dict, x, y, hidden: str = "layer1", output: str = "output"):
+    """(G [N, P], keys, losses [N]): row i is the exact gradient of example i's cross-entropy
+    alone, every W and b flattened in the order of `keys` (q2_loss_and_gradients' keys), losses[i]
+    that cross-entropy. The gradient of the loss summed over a subset S of the examples is the sum
+    of S's rows."""
+    torch = _torch()
+    per_example, leaves = _q2_loss(params, x, y, hidden, output)
+    rows = []
+    for i in range(per_example.shape[0]):
+        grads = torch.autograd.grad(per_example[i], list(leaves.values()), retain_graph=True)
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return _np(torch.stack(rows)), list(leaves), _np(per_example)
+
+
+def q2_hessian_diagonal(params: dict, x, y, hidden: str = "layer1", output: str = "output") -> np.ndarray:
+    """[P]: the second derivative of the summed cross-entropy on x, y with respect to each W and b
+    entry alone (flattened as q2_example_gradients), by autograd twice. A one-sided difference
+    (f(w + eps) - f(w)) / eps is off from the gradient by eps/2 times it."""
+    torch = _torch()
+    per_example, leaves = _q2_loss(params, x, y, hidden, output)
+    grads = torch.autograd.grad(per_example.sum(), list(leaves.values()), create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    out = np.empty(flat.shape[0])
+    for j in range(flat.shape[0]):
+        second = torch.autograd.grad(flat[j], list(leaves.values()), retain_graph=True, allow_unused=True)
+        out[j] = float(torch.cat([(s if s is not None else torch.zeros_like(l)).reshape(-1)
+                                  for s, l in zip(second, leaves.values())])[j])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,8 +331,7 @@ def softmax_check(x, out, x_after=None) -> Verdict:
 def loss_acc_check(y, probs, loss, acc, rtol: float = 1e-6) -> Verdict:
     """loss = -sum(y * log(probs)) (the total, natural log), acc = fraction of argmax matches."""
     y, probs = np.asarray(y, np.float64), np.asarray(probs, np.float64)
-    gold_loss = float(-np.sum(y * np.log(probs)))
-    gold_acc = float(np.mean(np.argmax(y, 1) == np.argmax(probs, 1)))
+    gold_loss, gold_acc = cross_entropy(y, probs), accuracy(y, probs)
     try:
         loss_f, acc_f = float(np.asarray(loss).reshape(())), float(np.asarray(acc).reshape(()))
     except (TypeError, ValueError):
@@ -335,9 +410,11 @@ def batches_check(x, y, batch_size: int, batches, x_after=None, y_after=None) ->
 # q2.5 the gradient checker
 # ----------------------------------------------------------------------------------------------
 
-def gradcheck_error(numerical: dict, exact: dict) -> Verdict:
+def gradcheck_error(numerical: dict, exact: dict, floor: float = 0.0) -> Verdict:
     """The handout's total relative error, sum |a - b| / max(|a|, |b|), of the student's numerical
-    gradients against the exact ones (the value run_q2 prints; 'should be less than 1e-4')."""
+    gradients against the exact ones (the value run_q2 prints; 'should be less than 1e-4').
+    `floor` > 0: entries smaller than it count by |a - b| / floor (finite differences cannot
+    resolve them: see checker_error)."""
     total = 0.0
     for k, want in exact.items():
         got, bad = _finite_array(numerical.get(k), f"the numerical {k}")
@@ -347,10 +424,96 @@ def gradcheck_error(numerical: dict, exact: dict) -> Verdict:
         if got.size != want.size:
             return _fail(f"the numerical {k} has shape {_shape(got)}; expected {_shape(want)}")
         got = got.reshape(want.shape)
-        denom = np.maximum(np.abs(got), np.abs(want))
+        denom = np.maximum(np.maximum(np.abs(got), np.abs(want)), floor)
         err = np.divide(np.abs(got - want), denom, out=np.zeros_like(denom), where=denom > 0)
         total += float(err.sum())
     return Verdict(True, "", total)
+
+
+# Central differences at the starter's eps = 1e-6 round the loss L to ~1e-16 |L| in each of two
+# evaluations: every numerical gradient entry carries ~2e-10 |L| of noise. On the whole toy data
+# the gradients dwarf it; on one example many entries are ~0 (saturated hidden units) and the
+# handout's relative error counts that noise as 1 per entry (a correct checker scores ~10). Below
+# FLOOR_OF_LOSS |L| an entry counts by its absolute error against that level: the noise then costs
+# at most 2e-7 per entry, 4e-5 over run_q2's 179 parameters.
+FLOOR_OF_LOSS = 1e-3
+
+
+def checker_error(numerical: dict, exact: dict, loss: float) -> Verdict:
+    """The handout's total relative error of a checker's numbers on a part of the data, entries
+    below the rounding noise of central differences on that part's loss counted absolutely."""
+    return gradcheck_error(numerical, exact, floor=FLOOR_OF_LOSS * abs(loss))
+
+
+def one_sided_step(numerical: dict, exact: dict, hess_diag: np.ndarray, keys: list[str]) -> float | None:
+    """The step eps of one-sided differences, when the numbers are the exact gradient plus
+    eps/2 times the Hessian's diagonal (their error lies along it: least squares explains more
+    than half of it, and the step is at least 1e-9): else None. Central differences err by
+    O(eps^2) and rounding noise, which do not line up with the diagonal."""
+    r = np.concatenate([np.asarray(numerical[k], np.float64).reshape(-1) - np.asarray(exact[k]).reshape(-1)
+                        for k in keys])
+    h = np.asarray(hess_diag, np.float64)
+    if r.shape != h.shape or not np.any(h) or not np.any(r):
+        return None
+    alpha = float(r @ h / (h @ h))
+    if abs(alpha) * np.linalg.norm(h) > 0.5 * np.linalg.norm(r) and abs(2 * alpha) >= 1e-9:
+        return 2 * alpha
+    return None
+
+
+@dataclass
+class CheckerData:
+    """The examples a gradient checker's numbers are the gradient of: rows `examples` of the toy
+    data, the loss summed over them (scale 1) or averaged (scale 1/len)."""
+    examples: list[int]
+    scale: float
+    kind: str                       # "sum" or "mean"
+    fit: float                      # relative residual of the least-squares fit
+
+    def exact(self, G: np.ndarray, keys: list[str], shapes: dict) -> dict:
+        """The exact gradient of that loss, as {key: array of its parameter's shape}."""
+        flat = self.scale * G[self.examples].sum(axis=0)
+        out, at = {}, 0
+        for k in keys:
+            size = int(np.prod(shapes[k]))
+            out[k] = flat[at:at + size].reshape(shapes[k])
+            at += size
+        return out
+
+
+def checker_data(numerical: dict, G: np.ndarray, keys: list[str], fit_tol: float = 1e-3,
+                 tol: float = 0.05) -> CheckerData | None:
+    """Which examples a gradient checker used, from its numbers alone.
+
+    G [N, P] holds the exact per-example gradients (q2_example_gradients), so the gradient of the
+    loss summed over examples S is G^T 1_S. Solve n ~ G^T w by least squares: when n lies in the
+    span of the rows (relative residual <= fit_tol) and w is c on a set S and 0 elsewhere (each
+    entry within tol * c), with c = 1 (a sum) or 1/|S| (a mean), the checker used S. None when it
+    does not look so (gradients of other data or parameters, or garbage): w is then judged by
+    nothing. The caller still judges the numbers against the exact gradient on S."""
+    parts = []
+    for k in keys:
+        got = numerical.get(k)
+        if got is None or not np.all(np.isfinite(np.asarray(got, dtype=np.float64))):
+            return None
+        parts.append(np.asarray(got, dtype=np.float64).reshape(-1))
+    n = np.concatenate(parts)
+    if n.size != G.shape[1] or not np.any(n):
+        return None
+    w, *_ = np.linalg.lstsq(G.T, n, rcond=None)
+    fit = float(np.linalg.norm(G.T @ w - n) / np.linalg.norm(n))
+    top = float(w.max())
+    if fit > fit_tol or top <= 0:
+        return None
+    used = w > top / 2
+    c = float(w[used].mean())
+    if np.any(np.abs(w[used] - c) > tol * c) or np.any(np.abs(w[~used]) > tol * c):
+        return None
+    size = int(used.sum())
+    for scale, kind in ((1.0, "sum"), (1.0 / size, "mean")):
+        if abs(c - scale) <= tol * scale:
+            return CheckerData([int(i) for i in np.flatnonzero(used)], scale, kind, fit)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,11 +580,23 @@ def network_probs(params: dict, x, hidden_act: str = "sigmoid", in_dim: int = 10
     """Softmax probabilities [N, out] of the handout's network (sigmoid hidden layers, softmax
     output) built from a params dict; a 2-D b [1, C] is accepted (it is charged in q2.1.2)."""
     chain = layer_chain(params, in_dim, out_dim, ("layer1", "output"))
-    h = np.asarray(x, np.float64)
-    for k, name in enumerate(chain):
-        pre = h @ np.asarray(params["W" + name], np.float64) + np.asarray(params["b" + name], np.float64).reshape(-1)
-        h = softmax(pre) if k == len(chain) - 1 else activation(hidden_act, pre)
-    return h
+    return _chain_forward(params, chain, x, [hidden_act] * (len(chain) - 1) + ["softmax"])
+
+
+def _chain_forward(params: dict, chain: list[str], x, acts: list[str]) -> np.ndarray:
+    """x through the layers `chain` of params, each X @ W + b then its activation (torch)."""
+    torch = _torch()
+    h = _t(x)
+    with torch.no_grad():
+        for name, act in zip(chain, acts):
+            W, b = _t(params["W" + name]), _t(params["b" + name]).reshape(-1)
+            if h.shape[1] != W.shape[0]:
+                raise ValueError(f"W{name} has {W.shape[0]} rows for inputs of {h.shape[1]} values")
+            if b.shape[0] != W.shape[1]:
+                raise ValueError(f"b{name} has {b.shape[0]} entries for the {W.shape[1]} columns of W{name}")
+            pre = h @ W + b
+            h = torch.softmax(pre, dim=1) if act == "softmax" else _act(act, pre)
+    return _np(h)
 
 
 def params_accuracy(params: dict, x, y, **kw) -> Verdict:
@@ -640,11 +815,7 @@ def momentum_check(params: dict, learning_rate: float | None = None) -> Verdict:
 def autoencoder_forward(params: dict, x) -> np.ndarray:
     """The reconstruction [N, 1024] of x by the handout's autoencoder built from params."""
     chain = layer_chain(params, np.shape(x)[1], np.shape(x)[1], AE_LAYERS)
-    h = np.asarray(x, np.float64)
-    for k, name in enumerate(chain):
-        pre = h @ np.asarray(params["W" + name], np.float64) + np.asarray(params["b" + name], np.float64).reshape(-1)
-        h = sigmoid(pre) if k == len(chain) - 1 else np.maximum(pre, 0.0)
-    return h
+    return _chain_forward(params, chain, x, ["relu"] * (len(chain) - 1) + ["sigmoid"])
 
 
 def psnr(x, recon, data_range: float = 1.0) -> float:

@@ -105,11 +105,11 @@ def nn_sigmoid(ctx, args, arrays):
 
 def _harness_activation(name):
     """The activations the harness passes to forward (its own: a broken student sigmoid is charged
-    by its own check, not again through forward)."""
-    def sigmoid(v):
-        v = np.asarray(v, dtype=np.float64)
-        return np.where(v >= 0, 1.0 / (1.0 + np.exp(-np.abs(v))), np.exp(-np.abs(v)) / (1.0 + np.exp(-np.abs(v))))
-    return {"sigmoid": sigmoid, "linear": lambda v: v, "tanh": np.tanh,
+    by its own check, not again through forward). scipy's, not a sigmoid written here: this file
+    ships in the student bundle, and a sigmoid of our own would be q2.2.1's answer."""
+    from scipy.special import expit
+
+    return {"sigmoid": lambda v: expit(np.asarray(v, dtype=np.float64)), "linear": lambda v: v, "tanh": np.tanh,
             "relu": lambda v: np.maximum(v, 0)}[name]
 
 
