@@ -35,7 +35,7 @@ def _cli(*args, cwd=PROJECT, env=None, timeout=1800):
 def test_pack_loads_with_its_parts():
     pack = packmod.load("hw5")
     assert pack.name == "hw5" and pack.reference == (PROJECT / "reference" / "hw5").resolve()
-    assert {r.name for r in pack.roles} == {"nn", "q4", "run_q2", "run_q3", "run_q5", "run_q6_1"}
+    assert {r.name for r in pack.roles} == {"nn", "q4", "run_q2", "run_q3", "run_q4", "run_q5", "run_q6_1"}
     assert [p.name for p in pack.provided] == ["util.py"] and "np.float" in pack.provided[0].note
     # the course's util.py the pack provides is the reference's own
     assert pack.provided[0].source.read_text() == (PROJECT / "reference/hw5/python/util.py").read_text()
