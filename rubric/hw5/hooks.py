@@ -166,16 +166,32 @@ def manual_notes(results: dict, gold) -> dict:
             notes[item] = f"Not in the feedback picture ({PICTURE}): {what} could not be drawn ({problem[:300]})."
         else:
             notes[item] = (f"The feedback picture ({PICTURE}), panel {drawn.index(k) + 1} of {len(drawn)} "
-                           f"from the left: {what}." + _extra(item, results, gold))
+                           f"from the left: {what}." + _safely(_extra, item, results, gold))
     pages = gold.inputs.meta.get("pages") or []
-    notes["q4.4"] = (ocr.note(results.get("script/run_q4"), pages[0]["lines"]) if pages
+    notes["q4.4"] = (_safely(ocr.note, results.get("script/run_q4"), pages[0]["lines"]) if pages
                      else "No synthetic page in this profile, so run_q4.py was not run.")
-    notes["q5.3.2"] = {"ta": _psnr_note(results, gold), "student": ""}
+    notes["q5.3.2"] = {"ta": _safely(_psnr_note, results, gold), "student": ""}
     return notes
 
 
+def _safely(make, *args) -> str:
+    """One note's text; what the worker sent is hostile, so a note that cannot be made says why
+    and the other notes stand."""
+    try:
+        return make(*args)
+    except Exception as exc:  # noqa: BLE001
+        return f" (The grader could not measure more: {type(exc).__name__}: {str(exc)[:200]}.)"
+
+
 def _extra(item: str, results: dict, gold) -> str:
-    """More than the pointer where it is cheap: the most confused pairs under q3.4."""
+    """More than the pointer where it is cheap: the boxes' count and recall under q4.3, the most
+    confused pairs under q3.4."""
+    if item == "q4.3":
+        found = judge._boxes(results["q4/pages"].arrays["q4/0/boxes"])
+        truth = gold.inputs.meta["pages"][0]["boxes"]
+        recall, precision, _ = judge.match_boxes(found, truth, 0.5)
+        return (f" {len(found)} boxes for the page's {len(truth)} characters (recall {recall:.2f}, "
+                f"precision {precision:.2f} at IoU 0.5).")
     if item != "q3.4":
         return ""
     w = _q3_weights(results)
@@ -198,7 +214,7 @@ def _psnr_note(results: dict, gold) -> str:
     try:
         answer = _answer(results, "script/run_q5")
     except ValueError as exc:
-        return f"No PSNR measured: run_q5.py {exc}."
+        return f"No PSNR measured: {exc}."
     value, problem = measure.q5_psnr(answer, gold.inputs)
     if value is None:
         return f"No PSNR measured: {problem}."
