@@ -56,8 +56,8 @@ def text_lines(printed: str) -> list[str]:
 
 def note(result, truth_lines: list[str]) -> str:
     """The TA's note on q4.4 from the run_q4 probe's raw result."""
-    given = (f"It was given the reference's trained network as {WEIGHTS}, not the student's, so this "
-             f"judges their findLetters, line grouping, cropping and classification, not their training.")
+    given = (f"It was given the reference's trained network as {WEIGHTS}, not the one run_q3.py trained, "
+             f"so this judges findLetters, the line grouping, cropping and classification, not the training.")
     if result is None:
         return "run_q4.py was not run (no run_q4 probe in this grading)."
     facts = result.meta if isinstance(result.meta, dict) else {}
