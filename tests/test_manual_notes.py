@@ -128,3 +128,17 @@ def test_a_note_that_is_not_text_is_the_packs_error_said_in_the_note():
     with pytest.raises(TypeError):
         notes._parse(3)
     assert len(notes._clip("a" * 10000)) <= notes.MAX_NOTE
+
+
+def test_a_multiline_note_stays_whole_under_its_item_in_feedback():
+    from grader.report import feedback
+
+    item = {"id": "w1", "title": "Text", "points": 0.0, "max_points": 2.0, "status": "manual",
+            "visibility": "visible", "feedback": "", "manual": True, "note": "TA: all of it",
+            "student_note": "Extracted: AB\nTruth:     AC\nedit distance 1"}
+    doc = {"assignment": "x", "student": "s", "items": [item], "auto_score": 0, "auto_max": 0,
+           "max_score": 2, "status": "graded", "manual_pending": 2}
+    text = feedback.render(doc, None, {"final_score": 0}, False, {"w1"})
+    block = text[text.index("- `w1`"):]
+    assert "    Extracted: AB\n    Truth:     AC\n    edit distance 1\n    ```" in block
+    assert "TA: all of it" not in text

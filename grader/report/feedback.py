@@ -62,9 +62,11 @@ def _note(text: str) -> list[str]:
     text = text.strip()
     if not text:
         return []
-    if "\n" not in text and len(text) <= 200:
+    if "\n" not in text:
         return [f"  - What the grader measured: {text}"]
-    return ["  - What the grader measured:", ""] + ["    " + line for line in _block(text)] + [""]
+    # lines kept as they are (extracted text, a table): a fenced block inside the item's bullet
+    lines = [line for part in _block(text) for line in part.splitlines()]
+    return ["  - What the grader measured:", ""] + ["    " + line for line in lines] + [""]
 
 
 def render(result: dict, late: dict | None, final: dict, picture_exists: bool,
