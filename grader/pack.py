@@ -21,6 +21,7 @@ paths are relative to the folder:
     feedback_picture = "hooks.py:picture"  # (result, gold) -> PNG bytes or None
     cost = "hooks.py:cost_model"           # (pack) -> object with .cost(submission) -> float
     same_model = "hooks.py:same_model"     # (answer, gold answer) -> bool
+    manual_notes = "hooks.py:notes"        # (results, gold) -> {manual item id: note} (see below)
     [[provided]]                       # course files used in place of the student's copies
     file = "provided/util.py"
     name = "util.py"
@@ -28,6 +29,15 @@ paths are relative to the folder:
     inputs = { "*" = true, labels = ["train"] }   # name or glob -> true, or the probe groups
     derived = { "acc_*" = ["train"] }              # a visible item must use for it to ship
     derived_meta = {}
+
+The `manual_notes` hook helps the TAs who mark the manual items: on the trusted side, after the
+probes ran, it gets the probe answers (hostile data: check before use) and the gold, and returns
+{manual item id: note}, where a note is a string (shown to the TA, in manual.csv and result.json,
+and to the student, in feedback.md) or {"ta": text, "student": text} (`student` "" or absent: the
+TA only, e.g. a number measured on data the student never sees). A manual item may name `probes`
+in the rubric: their groups run only to feed this hook (after every scored probe, never in a
+student's self-check), and no score reads them. A hook that raises costs the student nothing:
+those items' notes say it could not be made (grader/report/notes.py).
 
 A built-in pack is `rubric/<name>/pack.toml` of this project (pointing at `../../reference/<name>`);
 a course's own pack is one folder anywhere, named by its path or found on `$GRADER_PACKS` (folders
@@ -65,7 +75,7 @@ _RUNTIME_NAMES = {p.stem for p in (Path(__file__).parent / "worker").glob("*.py"
 KEYS = {"name", "title", "rubric", "plan", "roles", "inputs", "derive", "checks", "worker", "reference",
         "submissions", "answers_template", "reference_files", "hooks", "provided", "student_gold",
         "examples", "gold_manifest", "profile_help", "data_help", "default"}
-HOOKS = ("feedback_picture", "cost", "same_model")
+HOOKS = ("feedback_picture", "cost", "same_model", "manual_notes")
 
 
 class PackError(Exception):

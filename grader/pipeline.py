@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .probes.cache import ProbeCache
 from .probes.client import run_plan
 from .probes.reuse import reference_stands
 from .records import GradeReport
+from .report import notes as notesmod
 from .report.results import write_reports
 from .sandbox.launcher import Limits, Sandbox
 from .checks.scoring import deferred_items, error_scores, score
@@ -92,7 +94,11 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                                     + "), so no marks come from facts its worker reported")
             plan = rubric.plan_module()
             groups = sorted({g for item in items for g in item.probes})
-            specs = [spec for g in groups for spec in plan.GROUPS[g](profile, gold.inputs)]
+            # groups only manual items name feed the TA's notes: last, so they never delay a scored probe
+            notes_groups = [] if opts.visible_only else [g for g in rubric.note_groups() if g not in groups]
+            groups += notes_groups
+            specs = [spec for g in groups
+                     for spec in plan.GROUPS[g](profile, _note_inputs(gold) if g in notes_groups else gold.inputs)]
             reuse = None if opts.always_train else reference_stands(gold.outputs, rubric.assignment)
             results = run_plan(specs, sub.workspace, sub.modules, rubric.assignment, sandbox, reuse, cache,
                                unusable=sub.role_errors)
@@ -120,12 +126,41 @@ def grade(path: Path, opts: Options, out: Path | None = None, sandbox: Sandbox |
                                 [c.name for i in items if i.id not in later for c in i.checks],
                                 runner=checks_runner, memo=check_memo)
             report.items = score(rubric, checks, opts.visible_only, absent)
+            if not opts.visible_only:        # a self-check has no manual items
+                noted = {i.id for i in rubric.items if i.manual and i.probes}
+                notesmod.attach(report.items, notesmod.manual_notes(rubric.assignment, results, gold, noted))
             report.errors = [f"grader fault in probe {r.key}: {r.error}" for r in results.values()
                              if r.fault == "grader"]
     report.execution_time = time.monotonic() - started
     if out is not None:
         write_reports(report, out)
     return report
+
+
+class _WithDerived(Mapping):
+    """Gold's input arrays and its derived arrays as `derived/<name>`, each read when asked for."""
+
+    def __init__(self, arrays, derived):
+        self.arrays, self.derived = arrays, derived
+
+    def __getitem__(self, name):
+        if name.startswith("derived/") and name[len("derived/"):] in self.derived:
+            return self.derived[name[len("derived/"):]]
+        return self.arrays[name]
+
+    def __iter__(self):
+        yield from self.arrays
+        yield from (f"derived/{k}" for k in self.derived)
+
+    def __len__(self):
+        return len(self.arrays) + len(self.derived)
+
+
+def _note_inputs(gold) -> goldmod.Inputs:
+    """What a group that only manual items name is built from: gold's inputs and, since it never
+    runs for gold itself, gold's derived arrays too, as `derived/<name>` (e.g. the reference's
+    trained weights, for a script that needs them)."""
+    return goldmod.Inputs(_WithDerived(gold.inputs.arrays, gold.derived), gold.inputs.meta)
 
 
 def _keep_answers(sub, dest: Path) -> str | None:

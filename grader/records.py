@@ -64,6 +64,10 @@ class ItemScore:
     feedback: str = ""
     bonus: bool = False
     manual: bool = False                          # marked by a TA; stays manual once marked
+    # the grader's help to the TA who marks a manual item (the pack's manual_notes hook), and what
+    # of it the student's feedback shows ("" = nothing); a TA's mark leaves both as they are
+    note: str = ""
+    student_note: str = ""
 
 
 def is_automatic(item, manual_ids=frozenset()) -> bool:

@@ -69,6 +69,12 @@ class Rubric:
     def auto_items(self, visible_only: bool = False) -> list[Item]:
         return [i for i in self.items if not i.manual and (i.visibility == "visible" or not visible_only)]
 
+    def note_groups(self) -> list[str]:
+        """Probe groups that only manual items name (run to feed the pack's manual_notes hook, after
+        the scored ones), in name order."""
+        scored = {g for i in self.auto_items() for g in i.probes}
+        return sorted({g for i in self.items if i.manual for g in i.probes} - scored)
+
     def profile(self, name: str) -> dict:
         if name not in self.profiles:
             raise RubricError(f"unknown profile {name!r}; this rubric has {', '.join(self.profiles)}")
@@ -124,8 +130,9 @@ def load(assignment: str, root: Path | None = None) -> Rubric:
     for group in data.get("manual", []):
         for raw in group.get("items", []):
             # `bonus` on the item or on its group: extra credit, which raises a score, never its maximum
+            # `probes`: groups run only to feed the pack's manual_notes hook (a TA's note), never scored
             items.append(Item(id=raw["id"], title=raw["title"], points=float(raw["points"]),
-                              visibility="visible", manual=True,
+                              visibility="visible", manual=True, probes=list(raw.get("probes", [])),
                               bonus=bool(raw.get("bonus", group.get("bonus", False)))))
     rubric = Rubric(assignment=pack.name, title=data.get("title", pack.name),
                     root=root, items=items, profiles=data.get("profiles", {}), pack=pack)

@@ -166,7 +166,7 @@ def test_gradebook_files(graded_class):
                                       "late_days", "grace_days_used", "penalty", "final_score", "max_score",
                                       "status"]
     manual = (out / "manual.csv").read_text().splitlines()
-    assert manual[0] == "student,item,title,max_points,points,comment"
+    assert manual[0] == "student,item,title,max_points,points,comment,grader_note"
     # the rubric's 19 manual items for everyone, plus q4a and r3 for each student handing in no
     # answers.toml (answered in the report: a TA marks them)
     deferred = sum(1 for s in expect if (out / s / "result.json").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def _cli(*args, cwd=PROJECT, env=None, timeout=1800):
 def test_pack_loads_with_its_parts():
     pack = packmod.load("hw5")
     assert pack.name == "hw5" and pack.reference == (PROJECT / "reference" / "hw5").resolve()
-    assert {r.name for r in pack.roles} == {"nn", "q4", "run_q2", "run_q3", "run_q5", "run_q6_1"}
+    assert {r.name for r in pack.roles} == {"nn", "q4", "run_q2", "run_q3", "run_q4", "run_q5", "run_q6_1"}
     assert [p.name for p in pack.provided] == ["util.py"] and "np.float" in pack.provided[0].note
     # the course's util.py the pack provides is the reference's own
     assert pack.provided[0].source.read_text() == (PROJECT / "reference/hw5/python/util.py").read_text()
@@ -119,8 +120,39 @@ def test_batch_grades_a_class_of_hw5_zips(tmp_path):
     q223 = next(i for i in doc["items"] if i["id"] == "q2.2.3")
     assert q223["points"] == 1 and "mean over the examples" in q223["feedback"]
     with open(tmp_path / "out" / "manual.csv", newline="") as fh:
-        manual = {r["item"] for r in csv.DictReader(fh)}
-    assert {"q1.5", "q4.4", "q6.1.2"} <= manual
+        sheet = {(r["student"], r["item"]): r for r in csv.DictReader(fh)}
+    assert {"q1.5", "q4.4", "q6.1.2"} <= {item for _, item in sheet}
+    # the TA's notes (hooks.manual_notes): the reference's run_q4 reads the synthetic page nearly
+    # right with the reference's weights; the PSNR the grader measured, for the TA only
+    q44 = sheet[("1001", "q4.4")]["grader_note"]
+    found = re.search(r"edit distance (\d+) over (\d+) characters", q44)
+    assert found and int(found[1]) <= 0.2 * int(found[2]), q44
+    assert "reference's trained network" in q44 and "Extracted: " in q44
+    psnr = sheet[("1001", "q5.3.2")]["grader_note"]
+    assert re.search(r"Validation PSNR measured by the grader: \d+\.\d\d dB", psnr), psnr
+    assert "panel 2 of 4" in sheet[("1001", "q3.4")]["grader_note"]
+    feedback = (tmp_path / "out" / "1001" / "feedback.md").read_text()
+    assert "edit distance" in feedback and "Validation PSNR" not in feedback     # TA only
+    ref = {i["id"]: i for i in json.loads((tmp_path / "out" / "1001" / "result.json").read_text())["items"]}
+    assert ref["q4.4"]["note"] == q44 and ref["q5.3.2"]["student_note"] == ""
+
+
+@pytest.mark.course_data
+def test_an_untouched_starter_gets_notes_saying_why_nothing_was_measured():
+    from grader.pipeline import Options, grade
+
+    folder = STARTERS / "f20" / "python"
+    if not folder.is_dir():
+        pytest.skip(f"the course's starter is not at {folder}")
+    report = grade(folder, Options("hw5"), log=lambda *a: None)
+    notes = {i.id: i.note for i in report.items if i.manual}
+    assert "does not parse" in notes["q5.3.2"] and notes["q5.3.2"].startswith("No PSNR measured")
+    assert "run_q4.py" in notes["q4.4"] and "edit distance" not in notes["q4.4"]
+    assert "failed" in notes["q4.4"] or "printed no line" in notes["q4.4"]
+    assert notes["q3.3"].startswith("Not in the feedback picture") and "run_q3.py" in notes["q3.3"]
+    assert "0 boxes" in notes["q4.3"]
+    expected = json.loads((examples_root("hw5") / "starters/f20/expected.json").read_text())
+    assert {i.id: i.points for i in report.items if not i.manual} == expected     # notes add no points
 
 
 @pytest.fixture(scope="module")

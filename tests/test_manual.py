@@ -18,7 +18,8 @@ def read_sheet(path: Path) -> list[dict]:
 
 def write_sheet(path: Path, rows: list[dict]) -> Path:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, ["student", "item", "title", "max_points", "points", "comment"],
+    # a TA's copy keeps the grader's notes column, which merging ignores
+    writer = csv.DictWriter(buf, ["student", "item", "title", "max_points", "points", "comment", "grader_note"],
                             lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)

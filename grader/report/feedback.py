@@ -57,6 +57,18 @@ def _block(text: str) -> list[str]:
     return [fence, text.rstrip(), fence]
 
 
+def _note(text: str) -> list[str]:
+    """The grader's note on a manual item, under its line: inline when short, else a block."""
+    text = text.strip()
+    if not text:
+        return []
+    if "\n" not in text:
+        return [f"  - What the grader measured: {text}"]
+    # lines kept as they are (extracted text, a table): a fenced block inside the item's bullet
+    lines = [line for part in _block(text) for line in part.splitlines()]
+    return ["  - What the grader measured:", ""] + ["    " + line for line in lines] + [""]
+
+
 def render(result: dict, late: dict | None, final: dict, picture_exists: bool,
            manual_ids: set[str]) -> str:
     """feedback.md of one student from their result.json, late assessment and final score.
@@ -120,6 +132,7 @@ def render(result: dict, late: dict | None, final: dict, picture_exists: bool,
                 comment = (i.get("feedback") or "").strip()
                 lines.append(f"- `{i['id']}` {i['title']}: {_pts(i['points'])}/{_pts(i['max_points'])}"
                              + (f". {comment}" if comment else ""))
+            lines += _note(i.get("student_note") or "")
         lines.append("")
     if late:
         lines += ["## Late policy", "", late.get("sentence", ""), ""]

@@ -3,7 +3,8 @@
 - `write_result`: a student's result.json (our schema plus a "batch" block: where it came from, for
   resuming) and results.json (Gradescope: automatic items only), result.json last, both atomic.
 - `write_gradebook`: grades.csv (one row per student), manual.csv (one row per student and manual
-  item, for TAs to fill in) and every feedback.md, from the result files and DIR/batch.json.
+  item, for TAs to fill in, with the grader's note where the pack makes one: grader/report/notes.py)
+  and every feedback.md, from the result files and DIR/batch.json.
 - `merge_manual`: fold a filled manual.csv into every result.json; the whole file is checked first
   and nothing is applied if any row is wrong.
 
@@ -28,7 +29,8 @@ GRADES_CSV = "grades.csv"
 MANUAL_CSV = "manual.csv"
 GRADES_COLUMNS = ["student", "auto_score", "auto_max", "manual_score", "manual_pending", "late_days",
                   "grace_days_used", "penalty", "final_score", "max_score", "status", "error", "source"]
-MANUAL_COLUMNS = ["student", "item", "title", "max_points", "points", "comment"]
+# grader_note: what the grader measured that helps the TA (the pack's manual_notes hook); read-only
+MANUAL_COLUMNS = ["student", "item", "title", "max_points", "points", "comment", "grader_note"]
 
 
 def num(x) -> str:
@@ -140,11 +142,13 @@ def write_gradebook(out: Path, manifest: dict, manual_items: list) -> list[str]:
             row["grace_days_used"] = row["penalty"] = None
         rows.append(row)
         marked = manual_marks(doc, manual_ids)
+        notes = {i["id"]: i.get("note", "") for i in doc.get("items", [])}
         for item_id, title, points in _sheet_items(doc, manual_items):
             got = marked.get(item_id)
             sheet.append({"student": student, "item": item_id, "title": title, "max_points": num(points),
                           "points": num(got["points"]) if got else "",
-                          "comment": (got.get("feedback", "") if got else "")})
+                          "comment": (got.get("feedback", "") if got else ""),
+                          "grader_note": notes.get(item_id, "")})
         text = feedback.render(doc, late, final, (out / student / feedback.picture_file(doc)).exists(),
                                manual_ids_of(doc, manual_ids))
         (out / student / "feedback.md").write_text(text, encoding="utf-8")

@@ -91,6 +91,9 @@ def table(report: GradeReport, show_feedback: bool = True) -> str:
         if show_feedback and item.status in ("failed", "partial", "error"):
             for line in item.feedback.splitlines()[:6]:
                 rows.append(f"      {line}")
+        if show_feedback and item.manual and item.note:
+            for line in item.note.splitlines()[:6]:
+                rows.append(f"      note: {line}")
     rows += [f"  error: {e}" for e in report.errors]
     return "\n".join(rows)
 

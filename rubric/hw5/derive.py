@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grader.checks.kit import script_answer
 
-from . import measure
+from . import measure, ocr
 
 
 def _boxes(result) -> dict:
@@ -14,8 +14,10 @@ def _boxes(result) -> dict:
 
 
 def derive(inputs, outputs) -> tuple[dict, dict]:
-    meta = {}
+    meta, arrays = {}, {}
     if "script/run_q3" in outputs:
+        # the reference's trained weights: run_q4's q3_weights.pickle for the TA's note on q4.4 (ocr.py)
+        arrays.update(ocr.weights_derived(script_answer(outputs["script/run_q3"])))
         v = measure.q3_accuracy(script_answer(outputs["script/run_q3"]), inputs)
         meta["q3_accuracy"] = round(float(v.value), 4) if v.ok else None
     if "script/run_q5" in outputs:
@@ -27,4 +29,4 @@ def derive(inputs, outputs) -> tuple[dict, dict]:
     if "q4/pages" in outputs:
         rec, prec = measure.page_rates(_boxes(outputs["q4/pages"]), inputs.meta["pages"], 0.5)
         meta["q4_recall"], meta["q4_precision"] = rec, prec
-    return {}, meta
+    return arrays, meta

@@ -7,6 +7,9 @@ One picture, up to four panels, each drawn only when its parts came back:
   3. the boxes findLetters found on the first synthetic page (Q4.3), in red;
   4. run_q5's autoencoder: five held-out images of different classes (top) and its
      reconstructions (bottom) (Q5.3.1).
+
+`manual_notes`, the TAs' notes on the manual items (grader/report/notes.py), points to these panels
+and adds what the grader measured: q4.4's text (ocr.py), q5.3.2's PSNR.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 from grader.checks.kit import script_answer
 from grader.report.images import grid
 
-from . import judge, measure
+from . import judge, measure, ocr
 
 PICTURE = "hw5.png"
 TITLE = "What your code did"
@@ -23,18 +26,29 @@ PANEL = 256                      # pixels: each panel is scaled to about this si
 MAX_HIDDEN = 4096
 
 
-def picture(results: dict, gold) -> dict:
-    """{"image", "picture", "picture_title", "picture_alt", "picture_caption"}, or {"picture_note"}."""
-    panels, said, why = [], [], []
+def _panels(results: dict, gold) -> list[tuple[str, np.ndarray | None, str]]:
+    """(what, image or None, why not) of each panel, in the picture's order."""
+    out = []
     for what, draw in (("the first-layer weights (8x8 of 32x32)", _weights),
                        ("the confusion matrix on held-out images", _confusion),
                        ("the boxes findLetters found on a synthetic page", _boxes),
                        ("five held-out images and the autoencoder's reconstructions", _reconstructions)):
         try:
-            panels.append(draw(results, gold))
-            said.append(what)
+            out.append((what, draw(results, gold), ""))
         except Exception as exc:  # noqa: BLE001 - a panel that cannot be drawn is left out, with the reason
-            why.append(f"{what}: {exc}")
+            out.append((what, None, str(exc)))
+    return out
+
+
+def picture(results: dict, gold) -> dict:
+    """{"image", "picture", "picture_title", "picture_alt", "picture_caption"}, or {"picture_note"}."""
+    panels, said, why = [], [], []
+    for what, image, problem in _panels(results, gold):
+        if image is None:
+            why.append(f"{what}: {problem}")
+        else:
+            panels.append(image)
+            said.append(what)
     if not panels:
         return {"picture_note": "nothing to draw: " + "; ".join(why), "picture_title": TITLE}
     image = grid([[p.astype(np.float64) / 255.0 for p in panels]], pad=8)
@@ -130,3 +144,83 @@ def _reconstructions(results: dict, gold) -> np.ndarray:
     rows = [[np.asarray(x[i], np.float64).reshape(32, 32).T for i in pick],
             [r.reshape(32, 32).T for r in recon]]
     return grid(rows, pad=2, scale=3)
+
+
+# ---------------------------------------------------------------------------------- TAs' notes
+
+# manual item -> the picture's panel that shows what the TA marks (its index in _panels)
+PANEL_OF = {"q3.3": 0, "q3.4": 1, "q4.3": 2, "q5.3.1": 3}
+
+
+def manual_notes(results: dict, gold) -> dict:
+    """The grader's notes on the manual items it can help with (grader/report/notes.py):
+    q3.3, q3.4, q4.3, q5.3.1 point to the feedback picture's panel (or say why it is not drawn);
+    q4.4 the text run_q4 extracted from a synthetic page, with its edit distance (ocr.py);
+    q5.3.2 the validation PSNR the grader measured (for the TA only: held-out images)."""
+    panels = _panels(results, gold)
+    drawn = [i for i, (_, image, _) in enumerate(panels) if image is not None]
+    notes: dict = {}
+    for item, k in PANEL_OF.items():
+        what, image, problem = panels[k]
+        if image is None:
+            notes[item] = f"Not in the feedback picture ({PICTURE}): {what} could not be drawn ({problem[:300]})."
+        else:
+            notes[item] = (f"The feedback picture ({PICTURE}), panel {drawn.index(k) + 1} of {len(drawn)} "
+                           f"from the left: {what}." + _safely(_extra, item, results, gold))
+    pages = gold.inputs.meta.get("pages") or []
+    notes["q4.4"] = (_safely(ocr.note, results.get("script/run_q4"), pages[0]["lines"]) if pages
+                     else "No synthetic page in this profile, so run_q4.py was not run.")
+    notes["q5.3.2"] = {"ta": _safely(_psnr_note, results, gold), "student": ""}
+    return notes
+
+
+def _safely(make, *args) -> str:
+    """One note's text; what the worker sent is hostile, so a note that cannot be made says why
+    and the other notes stand."""
+    try:
+        return make(*args)
+    except Exception as exc:  # noqa: BLE001
+        return f" (The grader could not measure more: {type(exc).__name__}: {str(exc)[:200]}.)"
+
+
+def _extra(item: str, results: dict, gold) -> str:
+    """More than the pointer where it is cheap: the boxes' count and recall under q4.3, the most
+    confused pairs under q3.4."""
+    if item == "q4.3":
+        found = judge._boxes(results["q4/pages"].arrays["q4/0/boxes"])
+        truth = gold.inputs.meta["pages"][0]["boxes"]
+        recall, precision, _ = judge.match_boxes(found, truth, 0.5)
+        return (f" {len(found)} boxes for the page's {len(truth)} characters (recall {recall:.2f}, "
+                f"precision {precision:.2f} at IoU 0.5).")
+    if item != "q3.4":
+        return ""
+    w = _q3_weights(results)
+    x, y = gold.inputs.arrays["holdout_x"], gold.inputs.arrays["holdout_y"]
+    true, pred = np.argmax(y, 1), np.argmax(judge.network_probs(w, x), 1)
+    pairs: dict = {}
+    for t, p in zip(true, pred):
+        if t != p:
+            pairs[(int(t), int(p))] = pairs.get((int(t), int(p)), 0) + 1
+    top = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    said = ", ".join(f"{_LETTERS[t]} read as {_LETTERS[p]} ({n}x)" for (t, p), n in top)
+    return (f" Accuracy on {len(true)} held-out images: {np.mean(true == pred):.2f}"
+            + (f"; most confused: {said}." if said else "."))
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"             # class i of NIST36
+
+
+def _psnr_note(results: dict, gold) -> str:
+    try:
+        answer = _answer(results, "script/run_q5")
+    except ValueError as exc:
+        return f"No PSNR measured: {exc}."
+    value, problem = measure.q5_psnr(answer, gold.inputs)
+    if value is None:
+        return f"No PSNR measured: {problem}."
+    ref = gold.derived_meta.get("q5_psnr")
+    return (f"Validation PSNR measured by the grader: {value:.2f} dB, on {len(gold.inputs.arrays['holdout_x'])} "
+            f"held-out images, at the grader's training budget"
+            + (f"; the reference under the same budget: {ref:.2f} dB" if isinstance(ref, (int, float)) else "")
+            + ". The handout's ~15 dB is after its full 100 epochs.")
+

@@ -8,7 +8,8 @@ checks judge against the trusted side's own copies.
 `hw5_script` runs a script through the runtime's script probe (grader/worker/script.py) with
 stand-ins for nn.py's functions (sent by the trusted side) and, if that run fails, again with the
 student's own functions; with `evaluate` it also runs the script's model on images it was sent
-(q6.1.1: the labels stay on the trusted side).
+(q6.1.1: the labels stay on the trusted side); with `stdout` it returns what the script printed
+(run_q4: the text it extracted, for the TA's note on q4.4).
 """
 from __future__ import annotations
 
@@ -306,6 +307,45 @@ def _evaluator(spec: dict, arrays: dict):
     return after
 
 
+class _Printed(io.TextIOBase):
+    """What a script prints, the first `limit` characters of it kept (run_q4 prints its text)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.parts, self.size, self.cut = limit, [], 0, False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = text if isinstance(text, str) else str(text)
+        room = self.limit - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+        self.cut = self.cut or len(text) > room
+        return len(text)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _run_script(ctx, role, args, arrays, after):
+    """run_script, with what the script prints returned as the fact `stdout` when args["stdout"]
+    asks for it (that many characters at most; `stdout_cut`: it printed more)."""
+    limit = int(args.get("stdout") or 0)
+    if not limit:
+        return run_script(ctx, role, args, arrays, after=after)
+    printed = _Printed(limit)
+    saved = sys.stdout
+    sys.stdout = printed
+    try:
+        out, facts = run_script(ctx, role, args, arrays, after=after)
+    finally:
+        sys.stdout = saved
+    facts.update(stdout=printed.text(), stdout_cut=printed.cut)
+    return out, facts
+
+
 @probe("hw5_script")
 def hw5_script(ctx, args, arrays):
     role, sources = args["role"], args.get("standins") or {}
@@ -317,7 +357,7 @@ def hw5_script(ctx, args, arrays):
     if sources:
         module, saved, created = _install_standins(ctx, module_name, sources)
         try:
-            out, facts = run_script(ctx, role, args, script_arrays, after=after)
+            out, facts = _run_script(ctx, role, args, script_arrays, after)
             facts["standins"] = "the course's nn.py functions"
             if facts.get("status") != "failed":       # completed, or stopped at its time limit
                 return out, facts
@@ -327,7 +367,7 @@ def hw5_script(ctx, args, arrays):
         finally:
             _restore(module, saved, created, module_name)
     try:
-        out, facts = run_script(ctx, role, args, script_arrays, after=after)
+        out, facts = _run_script(ctx, role, args, script_arrays, after)
     except StudentError as exc:
         if first is not None:
             return first

@@ -75,6 +75,8 @@ def _script(name: str, stems: tuple[str, ...], keywords: tuple[str, ...], what: 
 RUN_Q2 = _script("run_q2", ("runq2",), (r"^runq2",), "the toy training loop and the gradient checker")
 RUN_Q3 = _script("run_q3", ("runq3",), (r"^runq3", r"^trainnn$"),   # train_nn.py: a real f23 renaming
                  "training on NIST36; writes q3_weights.pickle")
+# run_q4.py is graded by a TA (q4.3, q4.4); the grader runs it on a synthetic page for the TA's note
+RUN_Q4 = _script("run_q4", ("runq4",), (r"^runq4",), "findLetters on the images, the text extracted")
 RUN_Q5 = _script("run_q5", ("runq5",), (r"^runq5",), "the autoencoder with momentum")
 # Q6.1.1 (extra credit): run_q6_1.py in 2021; f19/f20 numbered PyTorch Q7 (run_q7_1_1.py). Keywords
 # only (a name level below those): run_q6.py of 2021-22 (a PCA script in f20, beside run_q7_1_1.py,
@@ -83,4 +85,4 @@ RUN_Q6_1 = _script("run_q6_1", ("runq61", "runq611", "runq71", "runq711"),
                    (r"^runq[67]1(1|$)", r"^runq6$", r"^q7$", r"^pytorch"),
                    "the NIST36 network in PyTorch (extra credit)")
 
-ROLES = (NN, Q4, RUN_Q2, RUN_Q3, RUN_Q5, RUN_Q6_1)
+ROLES = (NN, Q4, RUN_Q2, RUN_Q3, RUN_Q4, RUN_Q5, RUN_Q6_1)
