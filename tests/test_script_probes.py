@@ -304,6 +304,15 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
         if __name__ == "__main__":
             main()
     """
+    snap = """
+        import numpy as np
+        params = {"W": np.zeros(2)}
+        total_error = 0
+        for k in range(3):                               # a checker's last statement on total_error
+            params["W"] = params["W"] + 1
+            total_error += 1
+        params["W"] = params["W"] * 0 - 5                # a training loop after the checker
+    """
     deep = "def plot(n):\n    raise ValueError(n)\n\nv = 1\nplot(v)\n"     # fails in a function called at line 5
     specs = [script_spec("forever", "forever", timeout=60, time_limit=3, partial=True, globals=["params", "step"]),
              script_spec("forever_strict", "forever", timeout=60, time_limit=3, globals=["params"]),
@@ -311,9 +320,10 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
              script_spec("quick", "quick", timeout=60, globals=["v"]),
              script_spec("deep", "deep", timeout=60, partial=True, globals=["v"]),
              script_spec("parts", "parts", timeout=60, globals=["part"], argv_choices=["6.1.1", "7.1.1"]),
-             script_spec("no_part", "parts", timeout=60, partial=True, globals=["part"], argv_choices=["9.9"])]
+             script_spec("no_part", "parts", timeout=60, partial=True, globals=["part"], argv_choices=["9.9"]),
+             script_spec("snap", "snap", timeout=60, globals=["params"], snapshots={"total_error": ["params"]})]
     results = _run(tmp_path, box, {"forever": forever, "crash": crash, "quick": quick, "deep": deep,
-                                   "parts": parts}, specs)
+                                   "parts": parts, "snap": snap}, specs)
     a = _ok(results["forever"])
     assert a.facts["status"] == "stopped" and 2.5 < a.facts["seconds"] < 20
     assert _num(a.globals["step"]) > 0 and a.globals["params"]["W"][0] == _num(a.globals["step"])
@@ -336,6 +346,12 @@ def test_a_loop_that_never_ends_is_stopped_and_the_next_probe_still_runs(pack, b
     assert any("it was run as `python parts.py 7.1.1`" in n for n in part.facts["notes"])
     none = _ok(results["no_part"])
     assert none.facts["status"] == "failed" and "IndexError" in none.facts["error"]
+    # a snapshot of globals right after the last top-level statement that assigns a name, for a
+    # part that later code overwrites
+    sn = _ok(results["snap"])
+    np.testing.assert_array_equal(sn.globals["params@total_error"]["W"], [3.0, 3.0])
+    np.testing.assert_array_equal(sn.globals["params"]["W"], [-5.0, -5.0])
+    assert sn.facts["snapshots"] == {"total_error": {"line": 5, "taken": True}}
 
 
 def test_the_report_shows_what_the_grader_did(pack, tmp_path):

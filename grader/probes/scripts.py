@@ -20,7 +20,8 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
                 outputs: list[str] | None = None, folder: str = "python", timeout: float = 600.0,
                 name: str | None = None, partial: bool = False, all_dicts: bool = False,
                 output_patterns: list[str] | None = None, models: dict | None = None,
-                time_limit: float | None = None, argv_choices: list[str] | None = None) -> ProbeSpec:
+                time_limit: float | None = None, argv_choices: list[str] | None = None,
+                snapshots: dict | None = None) -> ProbeSpec:
     """A ProbeSpec for the worker's `script` probe; its arguments are checked here, when the plan
     is built (a typo is the pack's error at gold time, not a student's zero).
 
@@ -40,7 +41,10 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
       (default: a little under `timeout`, which kills the worker from outside);
     - `argv_choices`: the names a script may expect as its command-line argument for the part
       graded (`["6.1.1", "7.1.1"]`): a script that compares `sys.argv[1]` with one of them runs
-      with it (`python run_q7_1.py 7.1.1`), with a note; other scripts run without arguments."""
+      with it (`python run_q7_1.py 7.1.1`), with a note; other scripts run without arguments;
+    - `snapshots`: `{"total_error": ["params", "params_orig"]}`: those globals are also returned as
+      they were right after the last top-level statement that assigns `total_error`
+      (`global/params@total_error`), for a part of a script that later code overwrites."""
     inputs, arrays, constants = inputs or {}, arrays or {}, constants or {}
     if models is not None and models.get("array") not in arrays:
         raise ValueError(f"script {key}: models names array {models.get('array')!r}, which is not sent")
@@ -57,6 +61,8 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
             "globals": list(globals or []), "outputs": list(outputs or []), "folder": folder,
             "partial": bool(partial), "all_dicts": bool(all_dicts),
             "output_patterns": list(output_patterns or []), "time_limit": float(time_limit)}
+    if snapshots:
+        args["snapshots"] = {str(k): [str(g) for g in v] for k, v in snapshots.items()}
     if argv_choices:
         args["argv_choices"] = [str(c) for c in argv_choices]
     if models is not None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import fnmatch
 import io
 import json
@@ -91,6 +92,29 @@ def override_constants(source: str, constants: dict, filename: str) -> tuple[ast
     """`replace_constants` without the counts."""
     tree, found, _ = replace_constants(source, constants, filename)
     return tree, found
+
+
+SNAPSHOT_HOOK = "__grader_snapshot__"
+
+
+def insert_snapshots(tree: ast.Module, snapshots: dict) -> dict[str, int]:
+    """After the last top-level statement that assigns `name` (anywhere inside it: `total_error
+    += err` in a loop), a call that copies the globals `snapshots[name]` lists, so a script that
+    goes on after that part (a checker, then a training loop that overwrites the checker's numbers)
+    is judged on them as they were. {name: line of that statement} for the names found."""
+    where = {}
+    for name in snapshots:
+        last = None
+        for i, node in enumerate(tree.body):
+            if any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(node)):
+                last = i
+        if last is not None:
+            where[name] = last
+    for name, i in sorted(where.items(), key=lambda kv: -kv[1]):
+        call = ast.Expr(ast.Call(ast.Name(SNAPSHOT_HOOK, ast.Load()), [ast.Constant(name)], []))
+        tree.body.insert(i + 1, ast.copy_location(call, tree.body[i]))
+    ast.fix_missing_locations(tree)
+    return {name: tree.body[i].lineno for name, i in where.items()}
 
 
 def argv_choice(tree: ast.Module, choices: list[str]) -> str | None:
@@ -559,6 +583,9 @@ def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[di
         placed, aliases = place_inputs(folder, args.get("inputs", {}), arrays)
         constants = args.get("constants", {})
         tree, found, counts = replace_constants(script.read_text(), constants, str(script))
+        snapshots = {str(k): [str(g) for g in v] for k, v in args.get("snapshots", {}).items()}
+        snapshot_lines = insert_snapshots(tree, snapshots)
+        taken: dict = {}
         frames = _Frames()
         want_models = args.get("models") is not None
         if want_models or args.get("all_dicts"):
@@ -573,7 +600,9 @@ def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[di
                              + (f", in each of its {counts[k]} assignments" if counts[k] > 1 else ""))
         seed_all(int(args.get("seed", 0)))
         scope = {"__name__": "__main__", "__file__": str(script), "__builtins__": builtins,
-                 FRAME_HOOK: frames}
+                 FRAME_HOOK: frames,
+                 SNAPSHOT_HOOK: lambda point: taken.__setitem__(point, {g: copy.deepcopy(scope[g]) for g in
+                                                                       snapshots[point] if g in scope})}
         saved = (os.getcwd(), sys.argv, sys.stdin, list(sys.path), builtins.input)
         watch = _Watch(root, aliases)
         _install_audit()
@@ -637,6 +666,10 @@ def run_script(ctx, role: str, args: dict, arrays: dict, after=None) -> tuple[di
             else:
                 missing.append(g)
         facts["missing_globals"] = missing
+        for point, values in taken.items():
+            for g, value in values.items():
+                out.add(f"global/{g}@{point}", value)
+        facts["snapshots"] = {point: {"line": line, "taken": point in taken} for point, line in snapshot_lines.items()}
         if args.get("all_dicts") or want_models:
             dicts, models = _candidates(scope, frames)
             if args.get("all_dicts"):

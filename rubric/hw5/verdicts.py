@@ -353,7 +353,13 @@ def _q2(run) -> dict[str, V]:
                           + ("" if ok else " (the handout: loss < 35 and accuracy > 75%)"))
     except (KeyError, ValueError, TypeError) as exc:
         out[names[0]] = fail(f"run_q2's params: {exc}")
-    orig = measure.params_of(answer.value("global", "params_orig"))
+    # the checker is judged on params as they were when it finished (a snapshot after its last
+    # `total_error` statement), since a training loop after it overwrites params['grad_*']
+    if answer.value("global", "params@total_error"):
+        p = measure.params_of(answer.value("global", "params@total_error"))
+        orig = measure.params_of(answer.value("global", "params_orig@total_error"))
+    else:
+        orig = measure.params_of(answer.value("global", "params_orig"))
     if exact is None or not orig:
         out[names[1]] = out[names[2]] = fail("run_q2 left no params_orig (the parameters the gradient checker "
                                              "started from)")
