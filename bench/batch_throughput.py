@@ -262,6 +262,18 @@ def scores(folder: Path) -> dict[str, tuple[str, float]]:
     return out
 
 
+def revision() -> str:
+    """The checkout's git revision (with `+changes` when its tracked files differ), for the record."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -308,7 +320,9 @@ def hw5_main(args) -> int:
     env = dict(CALLER_ENV, GRADER_CACHE=str(root / "cache"), PYTHONPATH=str(PROJECT))
     log = root / "bench.log"
     made = build_hw5_class(root, args.real)
-    print(f"HW5 class: {len(made)} submissions; machine: {os.cpu_count()} CPUs, load {loadavg()}", flush=True)
+    rev = revision()
+    print(f"HW5 class: {len(made)} submissions; revision {rev}; machine: {os.cpu_count()} CPUs, load {loadavg()}",
+          flush=True)
     took, code = timed([sys.executable, "-m", "grader.cli", "gold", "--assignment", "hw5", "--profile",
                         args.profile], env, log)
     print(f"gold built in {took:.0f} s (untimed below; exit {code})", flush=True)
@@ -329,7 +343,8 @@ def hw5_main(args) -> int:
         print(f"  each one's own grading time   median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")
     for source, (t, score) in sorted(each.items(), key=lambda kv: -kv[1][0])[:10]:
         print(f"  {source:40s} {t:7.1f} s  {score:g} points")
-    (root / "bench.json").write_text(json.dumps({"assignment": "hw5", "submissions": len(made), "batch_s": batch_s,
+    (root / "bench.json").write_text(json.dumps({"assignment": "hw5", "revision": rev, "submissions": len(made),
+                                                 "batch_s": batch_s, "load": [load_before, loadavg()],
                                                  "workers": args.workers, "seconds_per_submission": per,
                                                  "each": each}, indent=1, default=str))
     print(f"details: {root / 'bench.json'}; log: {log}")

@@ -53,7 +53,8 @@ def test_rubric_is_the_fall_2021_handout():
     assert len(rubric.auto_items()) == 12
     ci = rubric.profile("ci")
     assert ci["run_q3"] == {"max_iters": 20, "batch_size": 16, "learning_rate": 0.01}   # nested tables
-    assert rubric.profile("full")["run_q3"] == {}                                      # the student's own
+    full = rubric.profile("full")                    # the handout's epochs; batch size and rate the student's
+    assert (full["run_q2"], full["run_q3"], full["run_q5"]) == ({"max_iters": 500}, {"max_iters": 50}, {"max_iters": 100})
 
 
 def test_manual_bonus_items_load_from_the_item_or_its_group(tmp_path):

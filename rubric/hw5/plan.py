@@ -91,11 +91,13 @@ def nn_batches(profile, inputs, for_gold=False):
 @group("q4_findletters")
 def q4_findletters(profile, inputs, for_gold=False):
     """findLetters on each synthetic page, the first page enlarged to phone-photo size, and the
-    course's photos when the data has them (each its own probe: a slow photo fails alone)."""
+    course's photos when the data has them (each its own probe: a slow photo fails alone). The
+    pages' probe does a phone photo's work: it gets the profile's `photo_timeout` if longer."""
     scale = _params(profile, "q4.2")["photo_scale"]
     pages = {k: v for k, v in inputs.arrays.items() if k.startswith("page/")}
     specs = [ProbeSpec("q4/pages", "findletters", "q4", {"photo_scale": scale, "kind": "pixels"}, pages,
-                       timeout=profile["probe_timeout"], part="findLetters")]
+                       timeout=max(profile["probe_timeout"], profile.get("photo_timeout", 0)),
+                       part="findLetters")]
     for k in range(len(inputs.meta.get("photos", []))):
         specs.append(ProbeSpec(f"q4/photo/{k}", "findletters", "q4", {"kind": "encoded"},
                                {"photo/0": inputs.arrays[f"photo/{k}"]},
