@@ -561,8 +561,8 @@ def student_id_from_name(filename: str) -> str:
        Canvas `lastnamefirstname[_late]_12345_67890_<file>[-1]`, Google Classroom `<file> - Name`.
     2. In what is left, a token that looks like a roll number (`CS17BTECH11001`, `CS17B1001`) wins,
        upper-cased.
-    3. Else drop assignment words (`Assign2`, `HW5`, `lab3`, ...); if what remains has a digit, it is
-       the id (`2019CS10001_Assign2` -> `2019CS10001`); else the LMS's own name for the student
+    3. Else drop assignment words (`Assign3`, `HW7`, `lab3`, ...); if what remains has a digit, it is
+       the id (`2019CS10001_Assign3` -> `2019CS10001`); else the LMS's own name for the student
        (Moodle `Name_12345`, Canvas `lastnamefirstname_12345`, Classroom `Name`) when there is one.
     4. Else the file stem. Always sanitised to [A-Za-z0-9._-]; never empty.
     """
