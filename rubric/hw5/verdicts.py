@@ -431,16 +431,17 @@ def _q3(run) -> dict[str, V]:
     P = run.params("q3.1")
     out = {}
     stale = False
+    trained = _q3_trained(answer, run, P)
     w, source = measure.q3_weights_and_source(answer)
+    accuracy = measure.q3_accuracy(answer, run.gold.inputs) if w is not None else None
     if w is not None:
         # weights stand for the deliverable only when trained: an untouched starter saves the
         # stand-ins' initial weights (the handout's sizes, chance accuracy), which earn nothing
         # (a script that trained but pickled the weights it started from keeps its size and epochs
         # points: its final `params` are trained, and only the deliverable is wrong)
-        acc = measure.q3_accuracy(answer, run.gold.inputs).value
         chance = 1.0 / run.gold.inputs.arrays["holdout_y"].shape[1]
-        stale = acc is None or acc < 2 * chance
-        if stale and not _q3_trained(answer, run, P):
+        stale = accuracy.value is None or accuracy.value < 2 * chance
+        if stale and not trained:
             why = f" ({answer.facts['error']})" if answer.facts.get("error") else ""
             return {n: fail(f"run_q3 trained nothing: the weights it left are at chance accuracy on held-out "
                             f"images{why}") for n in names}
@@ -449,7 +450,7 @@ def _q3(run) -> dict[str, V]:
     else:
         hid = measure.q3_hidden(w)
         out[names[0]] = V(hid == [P["hidden_size"]], f"a hidden layer of {hid} units; expected {P['hidden_size']}")
-        v = measure.q3_accuracy(answer, run.gold.inputs)
+        v = accuracy
         reference = run.gold.derived_meta.get("q3_accuracy") or (v.value or 0.0)
         if v:
             floor = P["full_floor"] if run.profile.get("name") == "full" else None
@@ -469,7 +470,6 @@ def _q3(run) -> dict[str, V]:
     # A network that was never trained (the starter's own initialisation pickled, no training loop)
     # earns nothing for its size or epochs: its pickled weights and its final `params` both predict
     # the held-out split at chance.
-    trained = _q3_trained(answer, run, P)
     if w is not None and not trained:
         out[names[0]] = fail(f"run_q3 trained nothing: {trained.message}")
     # the epochs the student's own script asks for (the grader runs it at the profile's budget)
