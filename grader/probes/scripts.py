@@ -38,7 +38,8 @@ def script_spec(key: str, role: str, *, inputs: dict | None = None, arrays: dict
       (a global, an attribute of a global, a local of one of its functions) is run on the sent
       array `NAME` and its outputs returned as `model/<where>/out`;
     - `time_limit`: seconds after which the worker stops the script itself, with a clear message
-      (default: a little under `timeout`, which kills the worker from outside);
+      (default: a little under `timeout`, which kills the worker from outside); both count
+      idle-machine seconds, not the time spent waiting for a CPU (grader/sandbox/waiting.py);
     - `argv_choices`: the names a script may expect as its command-line argument for the part
       graded (`["6.1.1", "7.1.1"]`): a script that compares `sys.argv[1]` with one of them runs
       with it (`python run_q7_1.py 7.1.1`), with a note; other scripts run without arguments;

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .waiting import processes as _processes
+
 RUNTIME_PACKAGE = "graderworker"
 PROJECT_DIST = "dl-grader"
 PROJECT_PACKAGES = ("grader", "reference", "rubric")
@@ -337,24 +339,7 @@ class _UidSlot:
 
 def processes_of_uid(uid: int) -> list[int]:
     """Live (non-zombie) processes whose real, effective or saved uid is `uid`, from /proc."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status") as fh:
-                status = fh.read()
-        except OSError:
-            continue
-        state = uids = ""
-        for line in status.splitlines():
-            if line.startswith("State:"):
-                state = line.split()[1]
-            elif line.startswith("Uid:"):
-                uids = line.split()[1:4]
-        if state not in ("Z", "X") and str(uid) in uids:
-            pids.append(int(entry.name))
-    return pids
+    return sorted(pid for pid, (_, uids) in _processes().items() if str(uid) in uids)
 
 
 def sweep_uid(uid: int, timeout: float = 5.0) -> bool:

@@ -20,8 +20,10 @@ runs such a file the way a student runs it, with what the pack's plan chooses (t
 - `all_dicts`: every dict of arrays it left (globals, attributes of global objects, locals of its
   functions); `models`: every torch model it left (also a local of a function), run on a sent
   array, outputs returned;
-- `time_limit`: the worker stops the script itself (a slow loop) with a clear message; with
-  `partial`, a script that fails or is stopped still returns what it had computed.
+- `time_limit`: the worker stops the script itself (a slow loop) with a clear message, counting
+  idle-machine seconds (the time it waited for a CPU that other work held is given back, up to
+  3x the limit of wall time: a loaded machine does not change the verdict); with `partial`, a
+  script that fails or is stopped still returns what it had computed.
 Each thing done for the student (a constant set, a folder made, a file read at an alias, a
 failure after which partial results were graded) is a note in `facts["notes"]`, which the report
 shows; the shims of removed library APIs are grader/worker/compat.py's.
@@ -432,19 +434,39 @@ class _OutOfTime(BaseException):
     in the student's loop does not swallow it; it is raised again every second until it escapes)."""
 
 
-_ARMED: list = []
+_ARMED: list = []          # (monotonic start, own run-queue wait at start, limit) while a script runs
+WALL_FACTOR = 3.0          # as grader/sandbox/waiting.py: the wait given back stops at 3x the limit
+
+
+def _own_wait() -> float:
+    """Seconds this process's main thread has waited for a CPU (/proc/self/schedstat's run_delay)."""
+    try:
+        with open("/proc/self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _alarm(signum, frame):
-    if _ARMED:
-        raise _OutOfTime()
+    """The limit is idle-machine time, as the trusted side's probe timeout: time spent waiting for a
+    CPU that other work held is given back (up to WALL_FACTOR x the limit of wall time), so a loaded
+    machine does not stop a script that an idle one finishes."""
+    if not _ARMED:
+        return
+    started, base, limit = _ARMED[0]
+    wall = time.monotonic() - started
+    left = min(limit - (wall - (_own_wait() - base)), WALL_FACTOR * limit - wall)
+    if left > 0.05:
+        signal.setitimer(signal.ITIMER_REAL, left, 1.0)
+        return
+    raise _OutOfTime()
 
 
 def _arm(limit: float | None):
     if not limit or not hasattr(signal, "setitimer"):
         return None
     previous = signal.signal(signal.SIGALRM, _alarm)
-    _ARMED.append(True)
+    _ARMED.append((time.monotonic(), _own_wait(), float(limit)))
     signal.setitimer(signal.ITIMER_REAL, float(limit), 1.0)
     return previous
 
