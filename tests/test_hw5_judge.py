@@ -286,6 +286,21 @@ def test_boxes_check_names_swapped_coordinates():
     assert judge.boxes_check(truth, truth, 0.85, 0.85)
 
 
+def test_pages_are_pooled_not_each_the_whole_verdict():
+    """Recall and precision over all pages' characters: a page of 2 characters missed on a set of
+    20 costs 2/20 of recall, where judging each page alone failed the item on it."""
+    big = [[10, 10 + 40 * i, 50, 40 + 40 * i] for i in range(18)]
+    small = [[10, 10, 50, 40], [10, 60, 50, 90]]
+    merged = [[10, 10, 50, 90]]                                    # one box over both letters
+    r, p, per_page = judge.match_pages([big, merged], [big, small])
+    assert (r, p) == (18 / 20, 18 / 19) and per_page == [(1.0, 1.0), (0.0, 0.0)]
+    assert judge.pages_check([big, merged], [big, small], 0.85, 0.85)
+    v = judge.pages_check([big, merged], [big, small], 0.95, 0.85)
+    assert not v and "on 2 pages" in v.message and "Page by page (recall/precision): 1: 1.00/1.00, 2: 0.00/0.00" in v.message
+    assert not judge.pages_check([[[1, 2, 3]]], [small], 0.5, 0.5)       # malformed: a message, no crash
+    assert judge.match_pages([[], []], [[], []])[:2] == (1.0, 1.0)
+
+
 def test_bw_check():
     truth = [[10, 10, 30, 30]]
     bw = np.ones((50, 60))

@@ -270,6 +270,44 @@ def test_findletters_on_the_course_photos(name):
     assert bw.shape == image.shape[:2] and np.mean(bw) > 0.9      # mostly white paper
 
 
+def _photo_statistics(image) -> tuple[float, float]:
+    """(soft edges, noise): pixels halfway between the ink's and the paper's grey per ink pixel
+    (Otsu's split), and the estimated noise over the ink's contrast."""
+    import skimage.color
+    import skimage.filters
+    import skimage.restoration
+
+    grey = skimage.color.rgb2gray(image[..., :3])
+    split = skimage.filters.threshold_otsu(grey)
+    ink, paper = np.median(grey[grey <= split]), np.median(grey[grey > split])
+    mid = (grey > ink + 0.25 * (paper - ink)) & (grey < ink + 0.75 * (paper - ink))
+    noise = skimage.restoration.estimate_sigma(image[..., :3], channel_axis=-1, average_sigmas=True)
+    return mid.mean() / (grey <= split).mean(), noise / (paper - ink)
+
+
+@pytest.mark.course_data
+def test_synthetic_pages_look_like_the_course_photos():
+    """The pages stand in for the course's photos, so the grey-level facts that decide whether a
+    student's threshold works must be the photos': soft ink edges and little noise (data.PAGE_BLUR
+    and PAGE_NOISE; sharp glyphs with noise 0.02 measured 0.10-0.13 and 0.027-0.031, the photos
+    0.28-1.31 and 0.002-0.005)."""
+    if not PHOTOS.is_dir():
+        pytest.skip(f"the course photos are not at {PHOTOS}")
+    import re
+    import skimage.io
+
+    photos = [_photo_statistics(skimage.io.imread(str(PHOTOS / n)).astype(np.float64) / 255)
+              for n in sorted(PHOTO_CHARACTERS)]
+    pages = [_photo_statistics(hw5data.make_page(seed).image) for seed in range(6)]
+    soft = [s for s, _ in photos]
+    for page_soft, page_noise in pages:
+        assert min(soft) <= page_soft <= max(soft), (page_soft, soft)
+        assert page_noise <= 2 * max(n for _, n in photos), (page_noise, photos)
+    # the photo-size page's noise is the page's (rubric/hw5/probes.py runs in the worker: read, not imported)
+    probes = (Path(__file__).resolve().parent.parent / "rubric" / "hw5" / "probes.py").read_text()
+    assert float(re.search(r"^PHOTO_NOISE = ([0-9.]+)", probes, re.M).group(1)) == hw5data.PAGE_NOISE
+
+
 # ------------------------------------------------------------------ the example submissions
 # (graded through the engine by tests/test_hw5_examples.py)
 

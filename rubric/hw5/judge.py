@@ -13,7 +13,7 @@ rubric/hw5/checks/ (not written yet: they wait for the pack engine, see docs/hw5
     q2.4                    batches_check
     q2.5                    gradcheck_error, checker_data (the examples a checker used)
     q3.1 / q6.1.1           layer_chain, params_accuracy
-    q4.2                    match_boxes, boxes_check, bw_check
+    q4.2                    match_boxes, match_pages, boxes_check, pages_check, bw_check
     q4.4                    edit_distance, text_score
     q5.1                    autoencoder_structure_check, momentum_check, autoencoder_forward, psnr
     thresholds              relative_threshold
@@ -664,20 +664,48 @@ def match_boxes(found, truth, iou: float = 0.5) -> tuple[float, float, int]:
     return k / len(t), k / len(f), k
 
 
+def match_pages(found_pages, truth_pages, iou: float = 0.5) -> tuple[float, float, list[tuple[float, float]]]:
+    """(recall, precision, per page): one-to-one matching on each page, the rates pooled over all
+    pages' characters and boxes (as a detection test set is scored: a page of 40 characters weighs
+    twice one of 20, and no page is the whole verdict)."""
+    matched = n_found = n_truth = 0
+    per_page = []
+    for found, truth in zip(found_pages, truth_pages):
+        f, t = _boxes(found), _boxes(truth)
+        r, p, k = match_boxes(f, t, iou)
+        per_page.append((r, p))
+        matched, n_found, n_truth = matched + k, n_found + len(f), n_truth + len(t)
+    recall = matched / n_truth if n_truth else 1.0
+    precision = matched / n_found if n_found else (1.0 if not n_truth else 0.0)
+    return recall, precision, per_page
+
+
 def boxes_check(found, truth, min_recall: float, min_precision: float, iou: float = 0.5) -> Verdict:
+    return pages_check([found], [truth], min_recall, min_precision, iou)
+
+
+def pages_check(found_pages, truth_pages, min_recall: float, min_precision: float, iou: float = 0.5) -> Verdict:
+    """Pooled recall and precision over the pages (match_pages) against the minimums."""
     try:
-        recall, precision, _ = match_boxes(found, truth, iou)
+        found_pages = [_boxes(f) for f in found_pages]
+        recall, precision, per_page = match_pages(found_pages, truth_pages, iou)
     except ValueError as exc:
         return _fail(str(exc))
+    n_found, n_truth = sum(map(len, found_pages)), sum(len(_boxes(t)) for t in truth_pages)
+    pages = f" on {len(per_page)} pages" if len(per_page) > 1 else ""
     if recall >= min_recall and precision >= min_precision:
-        return _pass(recall, f"recall {recall:.2f}, precision {precision:.2f} at IoU {iou}")
+        return _pass(recall, f"recall {recall:.2f}, precision {precision:.2f} at IoU {iou}{pages}")
     hint = ""
-    swapped = _boxes(found)[:, [1, 0, 3, 2]] if len(_boxes(found)) else None
-    if swapped is not None and match_boxes(swapped, truth, iou)[0] >= max(min_recall, recall + 0.3):
+    swapped = [f[:, [1, 0, 3, 2]] for f in found_pages]
+    if n_found and match_pages(swapped, truth_pages, iou)[0] >= max(min_recall, recall + 0.3):
         hint = " The boxes look like [x1, y1, x2, y2]; the handout asks for [y1, x1, y2, x2] (regionprops' bbox)."
-    return _fail(f"{len(_boxes(found))} boxes found for {len(_boxes(truth))} characters: recall {recall:.2f} "
+    each = ""
+    if len(per_page) > 1:
+        each = " Page by page (recall/precision): " + ", ".join(
+            f"{k + 1}: {r:.2f}/{p:.2f}" for k, (r, p) in enumerate(per_page)) + "."
+    return _fail(f"{n_found} boxes found for {n_truth} characters{pages}: recall {recall:.2f} "
                  f"(needed {min_recall:.2f}), precision {precision:.2f} (needed {min_precision:.2f}) at IoU {iou}."
-                 + hint, recall)
+                 + each + hint, recall)
 
 
 def bw_check(bw, image_shape, truth_boxes) -> Verdict:

@@ -246,11 +246,12 @@ def findletters(ctx, args, arrays):
 
 
 PHOTO_NOISE_SEED = 7
+PHOTO_NOISE = 0.005        # reference/hw5/data.py's PAGE_NOISE (this module runs in the worker)
 
 
 def photo_size(im: np.ndarray, s: int) -> np.ndarray:
     """The page at phone-photo size, as a camera would see it: strokes s times thicker (bilinear,
-    so every box scales by s) and sensor noise of the page's own level (make_page's 0.02) per
+    so every box scales by s) and sensor noise of the page's own level (PHOTO_NOISE) per
     pixel, seeded. Not np.kron: its s x s blocks of equal pixels are no photo's, and they failed
     honest code on its own terms (an even s leaves no finest-scale detail, so estimate_sigma is 0
     and a denoiser weighted by it divides by zero; at s = 3 each noise pixel is a 3x3 speck that a
@@ -258,7 +259,7 @@ def photo_size(im: np.ndarray, s: int) -> np.ndarray:
     import scipy.ndimage
 
     big = scipy.ndimage.zoom(im, (s, s, 1), order=1)
-    big += np.random.default_rng(PHOTO_NOISE_SEED).normal(0.0, 0.02, size=big.shape)
+    big += np.random.default_rng(PHOTO_NOISE_SEED).normal(0.0, PHOTO_NOISE, size=big.shape)
     return np.clip(big, 0.0, 1.0, out=big)
 
 
