@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.probes.client import ProbeSpec, run_plan
+from grader.probes.client import run_plan
 from grader.probes.scripts import script_spec
 from grader.sandbox.launcher import Limits, Sandbox
 from grader.sandbox.waiting import WALL_FACTOR, WaitClock, run_delay
+from test_sandbox import spec, student
 
 pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and os.path.exists("/proc/self/schedstat")),
                                 reason="needs Linux's /proc/<pid>/schedstat")
@@ -75,11 +76,9 @@ def test_run_delay_is_the_time_a_process_waited_for_a_cpu():
 
 # ----------------------------------------------------------------------------- function probes
 
-COLOURIZATION = """
-import time
-import torch, torch.nn as nn, torch.nn.functional as F
-
-def work(kernel):
+# the attack file of tests/test_sandbox.py: an honest CNN whose forward calls on_forward(kernel)
+WORK = """
+def on_forward(kernel):
     if kernel == 3:                       # 2 s of this process's own CPU time
         t = time.process_time()
         while time.process_time() - t < 2.0:
@@ -89,30 +88,7 @@ def work(kernel):
             pass
     elif kernel == 7:
         time.sleep(600)
-
-class MyConv2d(nn.Module):
-    def __init__(self, i, o, k, padding=None):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(o, i, k, k))
-        self.bias = nn.Parameter(torch.randn(o))
-        self.padding = k // 2
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, padding=self.padding)
-
-class CNN(nn.Module):
-    def __init__(self, kernel, num_filters, num_colours, num_in_channels=1):
-        super().__init__()
-        self.kernel = kernel
-        self.conv = MyConv2d(num_in_channels, num_colours, kernel)
-    def forward(self, x):
-        work(self.kernel)
-        return self.conv(x)
 """
-
-
-def spec(key, kernel, timeout):
-    return ProbeSpec(key, "model_forward", "colourization",
-                     dict(model="CNN", kernel=kernel, nf=8, nc=24, cin=1, seed=0, batch=2), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +114,7 @@ def test_a_probe_starved_of_cpu_gets_its_idle_machine_time(tmp_path, warm, reque
         server = request.getfixturevalue("zygote")
         ws = Path(tempfile.mkdtemp(dir=server.ws_root)) / "ws"
         box, also = WarmSandbox(box, server), worker_pids(server.proc.pid, None)
-    ws.mkdir()
-    (ws / "colourization.py").write_text(COLOURIZATION)
+    student(ws, WORK)
     specs = [spec("warm", 9, 60), spec("cpu", 3, 3), spec("warm2", 9, 60), spec("sleep", 7, 2),
              spec("warm3", 9, 60), spec("forever", 5, 2)]
     with one_busy_cpu(also=also):

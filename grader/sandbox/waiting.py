@@ -16,18 +16,9 @@ from __future__ import annotations
 
 import os
 
-WALL_FACTOR = 3.0     # a probe is stopped at this many times its timeout of wall time, whatever waited
+from ..worker.runqueue import WALL_FACTOR, run_delay
 
-
-def run_delay(pid: int) -> float | None:
-    """Seconds the task `pid` (a process's main thread) has waited on a run queue, or None if the
-    kernel does not say (no schedstat, the process gone)."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as fh:
-            fields = fh.read().split()
-        return int(fields[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
+__all__ = ["WALL_FACTOR", "WaitClock", "processes", "run_delay", "worker_pids"]
 
 
 def processes() -> dict[int, tuple[int, tuple[str, ...]]]:

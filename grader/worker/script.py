@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from .loader import StudentError, describe
+from .runqueue import WALL_FACTOR, run_delay
 
 PROBES: dict = {}
 RUN_DIR = ".grader-script"
@@ -435,16 +436,11 @@ class _OutOfTime(BaseException):
 
 
 _ARMED: list = []          # (monotonic start, own run-queue wait at start, limit) while a script runs
-WALL_FACTOR = 3.0          # as grader/sandbox/waiting.py: the wait given back stops at 3x the limit
 
 
 def _own_wait() -> float:
-    """Seconds this process's main thread has waited for a CPU (/proc/self/schedstat's run_delay)."""
-    try:
-        with open("/proc/self/schedstat") as fh:
-            return int(fh.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """Seconds this process's main thread has waited for a CPU."""
+    return run_delay("self") or 0.0
 
 
 def _alarm(signum, frame):
