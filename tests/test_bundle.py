@@ -45,6 +45,7 @@ def test_bundle_has_no_hidden_item_checks_or_gold(bundle):
     gold = bundle / "bundled_gold/a2/ci"
     derived = json.loads((gold / "derived.json").read_text())
     assert "colon" not in derived and "accuracy" not in derived and "sr_resolution" not in derived
+    assert "accuracy_runs" not in derived
     with np.load(gold / "inputs.npz") as npz:
         assert "valid_y" not in npz.files            # validation labels of hidden training checks
     keys = {json.loads(p.read_text())["key"] for p in (gold / "outputs").glob("*.json")}

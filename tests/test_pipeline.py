@@ -208,3 +208,27 @@ def test_a_copy_is_answered_by_the_probe_cache_and_the_check_memo_with_the_same_
     for doc in docs:
         doc.pop("execution_time")
     assert docs[0] == docs[1] and first.status == second.status == "graded"
+
+
+def test_training_thresholds_come_from_the_references_spread_over_init_seeds():
+    """Gold trains the reference from the profile's reference_seeds initial weights and the threshold
+    is the lowest run: a correct model that draws its weights in its own order is one more draw
+    from that spread (at ci the reference's UNet ranges over 15 points), not the seed-0 run."""
+    from rubric.a2 import plan
+
+    rubric = rubricmod.load("a2")
+    profile = rubric.profile("ci")
+    seeds = profile["reference_seeds"]
+    assert seeds >= 4
+    gold = goldmod.ensure(rubric, profile, None)
+    runs = gold.derived_meta["accuracy_runs"]
+    assert set(runs) == {"cnn_train", "unet_train", "sr_cnn_train", "sr_unet_train"}
+    for key, accs in runs.items():
+        assert len(accs) == seeds and gold.derived_meta["accuracy"][key] == min(accs), (key, accs)
+        assert all(f"{key}/{plan.INIT_PREFIX}{s}" in gold.outputs for s in range(1, seeds))
+        assert len(set(accs)) > 1, (key, accs)            # the init seed reached the model
+    # a student's model is trained once: the other seeds are gold's alone
+    for group in ("cnn_train", "unet_train", "sr_train"):
+        student = plan.GROUPS[group](profile, gold.inputs)
+        assert not [s for s in student if plan.INIT_PREFIX in s.key]
+        assert len(plan.GROUPS[group](profile, gold.inputs, for_gold=True)) == len(student) + (seeds - 1) * len(student) // 2

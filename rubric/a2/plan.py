@@ -2,7 +2,8 @@
 
 A group turns (profile, gold inputs) into ProbeSpecs. With `for_gold=True` it may add requests that
 only gold needs: the UNet's other concatenation orders (the handout leaves the order inside each
-torch.cat to the student), run on the reference as weight-block rotations of the same seeded weights.
+torch.cat to the student), run on the reference as weight-block rotations of the same seeded weights;
+the reference trained from the profile's other init seeds (the spread training thresholds use).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ ARCH_CONFIGS = [(3, 16, 24, 1), (5, 8, 16, 1), (3, 32, 32, 1), (3, 16, 24, 3)]
 HANDOUT_CONFIG = ARCH_CONFIGS[0]
 FORWARD_BATCH = 3
 SEED = 0
+INIT_PREFIX = "init-"     # gold's extra training runs: <key>/init-<seed>
 
 
 def group(name):
@@ -66,7 +68,7 @@ def unet_forward(profile, inputs, for_gold=False):
     return forward_specs("UNet", profile, for_gold)
 
 
-def train_spec(model, profile, inputs, sr=False):
+def train_spec(model, profile, inputs, sr=False, for_gold=False):
     suffix = "_sr" if sr else ""
     args = dict(model=model, kernel=profile["kernel"], nf=profile["num_filters"],
                 nc=int(inputs.meta["num_colours"]), cin=3 if sr else 1, seed=SEED,
@@ -83,25 +85,33 @@ def train_spec(model, profile, inputs, sr=False):
         fwd.pop(unused)
     # A constructor or forward that hangs fails the model's other probes at once (part=model); a
     # training run past its budget does not mark the model as hanging.
-    return [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"],
-                      part=model),
-            ProbeSpec(key, "model_train", "colourization", args, arrays, timeout=profile["train_timeout"],
-                      reuse_if=f"{key}/untrained", part=model, hang_marks_part=False)]
+    specs = [ProbeSpec(f"{key}/untrained", "model_forward", "colourization", fwd, timeout=profile["probe_timeout"],
+                       part=model),
+             ProbeSpec(key, "model_train", "colourization", args, arrays, timeout=profile["train_timeout"],
+                       reuse_if=f"{key}/untrained", part=model, hang_marks_part=False)]
+    if for_gold:
+        # The reference from other initial weights (same data, batch order and budget): the spread
+        # a student's model, which draws its weights in its own order, is judged against.
+        specs += [ProbeSpec(f"{key}/{INIT_PREFIX}{seed}", "model_train", "colourization", dict(args, init_seed=seed),
+                            arrays, timeout=profile["train_timeout"], part=model, hang_marks_part=False)
+                  for seed in range(1, int(profile.get("reference_seeds", 1)))]
+    return specs
 
 
 @group("cnn_train")
 def cnn_train(profile, inputs, for_gold=False):
-    return train_spec("CNN", profile, inputs)
+    return train_spec("CNN", profile, inputs, for_gold=for_gold)
 
 
 @group("unet_train")
 def unet_train(profile, inputs, for_gold=False):
-    return train_spec("UNet", profile, inputs)
+    return train_spec("UNet", profile, inputs, for_gold=for_gold)
 
 
 @group("sr_train")
 def sr_train(profile, inputs, for_gold=False):
-    return train_spec("CNN", profile, inputs, sr=True) + train_spec("UNet", profile, inputs, sr=True)
+    return (train_spec("CNN", profile, inputs, sr=True, for_gold=for_gold)
+            + train_spec("UNet", profile, inputs, sr=True, for_gold=for_gold))
 
 
 @group("sr_process")

@@ -1,5 +1,9 @@
 """q2b / q3b / q4b: the student's models trained by the harness reach the reference's accuracy.
 
+The reference is trained from several initial weights (the profile's reference_seeds) and the
+threshold is its lowest accuracy minus the margin: a student's correct model draws its weights in
+its own order, so it is one more draw from the reference's spread, not the reference's seed-0 run.
+
 The worker trains with the harness's loop, data, seed and budget (the profile) and returns only
 validation predictions; the accuracy is computed here against labels the worker never saw.
 """
@@ -20,12 +24,16 @@ def check_trains(run, key, item_id, what):
     acc = accuracy(answer.arrays["pred"], run.gold.inputs.arrays["valid_y"])
     expect(acc.ok, f"{what}: {acc.detail}")
     margin = run.params(item_id)["margin"]
-    reference = run.gold.derived_meta["accuracy"][key]
+    reference = run.gold.derived_meta["accuracy"][key]          # the lowest of the reference's runs
+    runs = run.gold.derived_meta.get("accuracy_runs", {}).get(key, [reference])
     profile = run.profile
+    spread = (f"the reference reached {reference:.1f}% under the same budget" if len(runs) == 1 else
+              f"the reference reached {min(runs):.1f}-{max(runs):.1f}% under the same budget from "
+              f"{len(runs)} different initial weights")
     expect(acc.value >= reference - margin,
            f"{what} reached {acc.value:.1f}% validation accuracy after {profile['steps']} steps of "
            f"the harness's training (batch {profile['batch']}, Adam lr {profile['learn_rate']}); "
-           f"it needs at least the reference's accuracy under the same budget minus {margin:g} points")
+           f"it needs at least {reference - margin:.1f}%: {spread}, and the margin is {margin:g} points")
 
 
 def test_cnn_trains(run):
