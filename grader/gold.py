@@ -8,6 +8,7 @@ any of them rebuilds it, and two builds on one machine give identical manifests.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -266,5 +267,12 @@ def ensure(rubric, profile: dict, data: Path | None, gold_dir: Path | None = Non
     root = default_dir(rubric, profile, data)
     if (root / "manifest.json").exists():
         return load(root)
-    log(f"building gold for {rubric.assignment} ({profile['name']} profile) in {root} ...")
-    return build(rubric, profile, data, root, replace=False)
+    # One build per cache entry: processes that need the same gold at once (a batch's workers, the
+    # test suite's) wait for the first one's build instead of each training the reference again.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "manifest.json").exists():
+            return load(root)
+        log(f"building gold for {rubric.assignment} ({profile['name']} profile) in {root} ...")
+        return build(rubric, profile, data, root, replace=False)

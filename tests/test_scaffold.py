@@ -54,3 +54,21 @@ def test_scaffold_refuses_bad_names_and_full_folders(tmp_path):
     (tmp_path / "b" / "x").write_text("")
     with pytest.raises(ScaffoldError, match="not empty"):
         new_pack("hw", tmp_path / "b")
+
+
+def test_processes_that_need_the_same_gold_at_once_build_it_once(tmp_path):
+    """gold.ensure holds a lock per cache entry: the second `grader grade` waits for the first's
+    build and loads it (before, both trained the reference and one build was thrown away)."""
+    env = dict(os.environ, PYTHONPATH=str(PROJECT), GRADER_CACHE=str(tmp_path / "cache"))
+    pack = tmp_path / "packs" / "tiny"
+    _cli("new", "tiny", "--out", pack, cwd=tmp_path, env=env)
+    procs = [subprocess.Popen([sys.executable, "-m", "grader.cli", "grade", str(pack / "submissions" / "reference"),
+                               "--assignment", str(pack), "--out", str(tmp_path / f"out{i}")],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum("building gold" in out for out in outs) == 1, outs
+    scores = [json.loads((tmp_path / f"out{i}" / "result.json").read_text())["auto_score"] for i in range(2)]
+    assert scores == [5, 5]
+    assert len(list((tmp_path / "cache" / "gold" / "tiny").iterdir())) == 2     # the gold folder and its lock
