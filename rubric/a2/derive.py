@@ -16,8 +16,9 @@ def derive(inputs, outputs) -> tuple[dict, dict]:
     for key, result in outputs.items():
         if key.endswith("_train"):
             # the reference's runs from each init seed (0 first); the threshold is their lowest
-            runs = [result] + [outputs[k] for k in sorted(outputs, key=_seed_order)
-                               if k.startswith(f"{key}/{INIT_PREFIX}")]
+            runs = [result]
+            while f"{key}/{INIT_PREFIX}{len(runs)}" in outputs:
+                runs.append(outputs[f"{key}/{INIT_PREFIX}{len(runs)}"])
             accs = [round(accuracy(r.arrays["pred"], inputs.arrays["valid_y"]).value, 4) for r in runs]
             meta["accuracy_runs"][key] = accs
             meta["accuracy"][key] = min(accs)
@@ -40,11 +41,6 @@ def derive(inputs, outputs) -> tuple[dict, dict]:
     size = 32 // SR_FACTOR
     meta["sr_resolution"] = {"input": f"{size}x{size}", "output": "32x32"}
     return arrays, meta
-
-
-def _seed_order(key: str):
-    tail = key.rsplit("/", 1)[-1]
-    return (0, int(tail[len(INIT_PREFIX):])) if tail.startswith(INIT_PREFIX) and tail[len(INIT_PREFIX):].isdigit() else (1, key)
 
 
 def _jsonable(value):
